@@ -1,0 +1,37 @@
+//! Portolan's plugin runtime: the only crate that touches wasmtime.
+//!
+//! A tour of the modules:
+//!
+//! - [`engine`]: the one [`wasmtime::Engine`] of the process (component model,
+//!   pooling allocator sized for every guest language, epoch interruption) and
+//!   the ticker thread that drives call deadlines.
+//! - [`bindings`]: host-side bindings generated from the WIT contract in
+//!   `wit/`, one module per plugin role.
+//! - [`sidecar`]: the operator's grants for one plugin (`NAME.toml` beside
+//!   `NAME.wasm`), parsed strictly and validated with every problem reported.
+//! - [`outbound`]: the outbound HTTP allowlist enforced on `wasi:http`.
+//! - [`call`]: the per-call store state (WASI context built from grants only,
+//!   limits, captured log) and the error a failed call reports.
+//! - [`plugin`]: a loaded plugin: its role, description and pre-linked
+//!   component, and the typed calls for each role.
+//! - [`cache`]: compiled code cached on disk, keyed by file hash and engine.
+//! - [`registry`]: the plugins folder: scan, watch, load off the async
+//!   threads, swap atomically, unload.
+//! - [`model`]: the plain Rust shapes of what crosses the contract (entities,
+//!   check outcomes, ...), independent of the generated bindings.
+
+pub mod bindings;
+pub mod cache;
+pub mod call;
+pub mod engine;
+pub mod model;
+pub mod outbound;
+pub mod plugin;
+pub mod registry;
+pub mod sidecar;
+
+pub use call::{CallError, CallReport, LogLevel, LogLine};
+pub use engine::{Runtime, RuntimeConfig};
+pub use plugin::{Plugin, Role};
+pub use registry::{PluginEntry, PluginStatus, Registry};
+pub use sidecar::{Grants, Limits, Sidecar};

@@ -1,0 +1,319 @@
+//! The operator's grants for one plugin: the optional `NAME.toml` beside
+//! `NAME.wasm`.
+//!
+//! A plugin gets nothing that is not written here. Parsing is strict (unknown
+//! keys are errors, so a typo cannot silently drop a limit) and validation
+//! reports every problem at once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::outbound::{AllowRule, Allowlist};
+
+/// The sidecar file as written by the operator.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sidecar {
+    /// Names of secrets the plugin may read with `host.secret`.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    #[serde(default)]
+    pub http: HttpFile,
+    /// Directories preopened in the sandbox.
+    #[serde(default)]
+    pub dirs: Vec<DirFile>,
+    /// Free-form settings handed to the plugin as JSON.
+    #[serde(default)]
+    pub settings: toml::Table,
+}
+
+/// `[limits]`: per-call limits; unset fields take the host's defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Wall-clock deadline of one call, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Cap on the linear memory of one call, in MiB.
+    pub memory_mb: Option<u64>,
+    /// Instruction budget of one call (only where the host enables fuel).
+    pub fuel: Option<u64>,
+}
+
+/// `[http]`: outbound HTTP.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFile {
+    /// Hosts the plugin may call: `host`, `host:port` or `*.domain`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// `[[dirs]]`: one preopened directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirFile {
+    /// Host path; relative paths resolve against the sidecar's folder.
+    pub host: PathBuf,
+    /// Absolute path under which the plugin sees it, e.g. `/catalog`.
+    pub guest: String,
+    #[serde(default)]
+    pub writable: bool,
+}
+
+/// Limits of one call, resolved against the host's defaults and bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    pub timeout_ms: u64,
+    pub memory_bytes: u64,
+    pub fuel: Option<u64>,
+}
+
+/// A granted directory, resolved to an absolute host path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DirGrant {
+    pub host: PathBuf,
+    pub guest: String,
+    pub writable: bool,
+}
+
+/// Everything one plugin is granted, validated and ready to build a sandbox
+/// from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Grants {
+    pub limits: Limits,
+    pub http_allow: Allowlist,
+    pub dirs: Vec<DirGrant>,
+    pub secrets: Vec<String>,
+    pub settings: serde_json::Value,
+}
+
+/// The host's defaults and upper bounds for per-call limits.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitPolicy {
+    pub default: Limits,
+    /// No sidecar may raise a call's timeout above this, in milliseconds.
+    pub max_timeout_ms: u64,
+    /// No sidecar may raise a call's memory above this, in bytes; it is also
+    /// the pooling allocator's per-memory reservation.
+    pub max_memory_bytes: u64,
+    /// Whether the engine meters fuel; a `fuel` limit needs it.
+    pub fuel_enabled: bool,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+impl Sidecar {
+    /// Reads `path`; a missing file means no grants.
+    pub fn read(path: &Path) -> Result<Option<Sidecar>, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        toml::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Validates the sidecar and resolves it into grants; `base` is the
+    /// sidecar's folder. Every problem is reported, one per line.
+    pub fn resolve(&self, base: &Path, policy: &LimitPolicy) -> Result<Grants, String> {
+        let mut problems = Vec::new();
+
+        let timeout_ms = self.limits.timeout_ms.unwrap_or(policy.default.timeout_ms);
+        if timeout_ms == 0 || timeout_ms > policy.max_timeout_ms {
+            problems.push(format!(
+                "limits.timeout_ms = {timeout_ms}: must be between 1 and {}",
+                policy.max_timeout_ms
+            ));
+        }
+        let memory_bytes = match self.limits.memory_mb {
+            Some(mb) => mb.saturating_mul(MIB),
+            None => policy.default.memory_bytes,
+        };
+        if memory_bytes < MIB || memory_bytes > policy.max_memory_bytes {
+            problems.push(format!(
+                "limits.memory_mb = {}: must be between 1 and {}",
+                memory_bytes / MIB,
+                policy.max_memory_bytes / MIB
+            ));
+        }
+        let fuel = self.limits.fuel.or(policy.default.fuel);
+        if self.limits.fuel.is_some() && !policy.fuel_enabled {
+            problems.push(
+                "limits.fuel is set but the host does not meter fuel (set runtime.fuel = true in portolan.toml)"
+                    .to_owned(),
+            );
+        }
+
+        let mut rules = Vec::new();
+        for (i, raw) in self.http.allow.iter().enumerate() {
+            match AllowRule::parse(raw) {
+                Ok(rule) => rules.push(rule),
+                Err(e) => problems.push(format!("http.allow[{i}] = {raw:?}: {e}")),
+            }
+        }
+
+        let mut dirs = Vec::new();
+        for (i, d) in self.dirs.iter().enumerate() {
+            let host = if d.host.is_absolute() {
+                d.host.clone()
+            } else {
+                base.join(&d.host)
+            };
+            match host.canonicalize() {
+                Ok(p) if p.is_dir() => {
+                    if !d.guest.starts_with('/') || d.guest.split('/').any(|c| c == "..") {
+                        problems.push(format!(
+                            "dirs[{i}].guest = {:?}: must be an absolute path without `..`",
+                            d.guest
+                        ));
+                    } else {
+                        dirs.push(DirGrant {
+                            host: p,
+                            guest: d.guest.clone(),
+                            writable: d.writable,
+                        });
+                    }
+                }
+                Ok(p) => problems.push(format!(
+                    "dirs[{i}].host = {}: not a directory",
+                    p.display()
+                )),
+                Err(e) => problems.push(format!("dirs[{i}].host = {}: {e}", host.display())),
+            }
+        }
+
+        for (i, name) in self.secrets.iter().enumerate() {
+            let ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+            if !ok {
+                problems.push(format!(
+                    "secrets[{i}] = {name:?}: use letters, digits, `_`, `-` and `.`"
+                ));
+            }
+        }
+
+        let settings = match serde_json::to_value(&self.settings) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(format!("settings: {e}"));
+                serde_json::Value::Null
+            }
+        };
+
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        Ok(Grants {
+            limits: Limits {
+                timeout_ms,
+                memory_bytes,
+                fuel,
+            },
+            http_allow: Allowlist::new(rules),
+            dirs,
+            secrets: self.secrets.clone(),
+            settings,
+        })
+    }
+}
+
+impl Grants {
+    /// What a plugin without a sidecar gets: nothing but the default limits.
+    pub fn none(policy: &LimitPolicy) -> Grants {
+        Grants {
+            limits: policy.default,
+            http_allow: Allowlist::default(),
+            dirs: Vec::new(),
+            secrets: Vec::new(),
+            settings: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    /// Settings as a map, for `host.setting`.
+    pub fn settings_map(&self) -> BTreeMap<String, serde_json::Value> {
+        match &self.settings {
+            serde_json::Value::Object(m) => m.clone().into_iter().collect(),
+            _ => BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> LimitPolicy {
+        LimitPolicy {
+            default: Limits {
+                timeout_ms: 10_000,
+                memory_bytes: 128 * MIB,
+                fuel: None,
+            },
+            max_timeout_ms: 600_000,
+            max_memory_bytes: 1024 * MIB,
+            fuel_enabled: false,
+        }
+    }
+
+    #[test]
+    fn no_sidecar_grants_nothing() {
+        let g = Grants::none(&policy());
+        assert!(g.dirs.is_empty() && g.secrets.is_empty());
+        assert!(!g.http_allow.allows("example.com", 443));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<Sidecar>("[limits]\ntimeout = 5\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `timeout`"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let s: Sidecar = toml::from_str(
+            r#"
+            secrets = ["ok_name", "bad name"]
+            [limits]
+            timeout_ms = 0
+            memory_mb = 99999
+            fuel = 10
+            [http]
+            allow = ["https://x.com/path"]
+            [[dirs]]
+            host = "/definitely/not/here"
+            guest = "/data"
+            "#,
+        )
+        .unwrap();
+        let err = s.resolve(Path::new("/"), &policy()).unwrap_err();
+        for needle in [
+            "limits.timeout_ms",
+            "limits.memory_mb",
+            "limits.fuel",
+            "http.allow[0]",
+            "dirs[0].host",
+            "secrets[1]",
+        ] {
+            assert!(err.contains(needle), "missing {needle} in {err}");
+        }
+    }
+
+    #[test]
+    fn relative_dirs_resolve_against_the_sidecar_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("data")).unwrap();
+        let s: Sidecar =
+            toml::from_str("[[dirs]]\nhost = \"data\"\nguest = \"/data\"\n").unwrap();
+        let g = s.resolve(tmp.path(), &policy()).unwrap();
+        assert_eq!(g.dirs[0].host, tmp.path().join("data").canonicalize().unwrap());
+        assert!(!g.dirs[0].writable);
+    }
+}

@@ -1,0 +1,52 @@
+//! The store's error type.
+
+use crate::store::Backend;
+
+/// Everything that can go wrong in the store.
+///
+/// Each message is this layer's own; the underlying cause is in
+/// [`std::error::Error::source`], so print the whole chain (`{:#}` through
+/// `anyhow`) to see it. No message or source contains a database password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database URL is malformed or names a backend we do not support.
+    /// The message says what to write instead; it never repeats the URL,
+    /// which may hold a password.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+
+    /// The database could not be opened or reached at connect time.
+    #[error("cannot open the {backend} database at {target}")]
+    Unavailable {
+        /// Which backend the URL chose.
+        backend: Backend,
+        /// Where we tried to connect: `host:port/database` for PostgreSQL,
+        /// the file path for SQLite. Never includes credentials.
+        target: String,
+        /// Why: refused, timed out, authentication failed, no permission, ...
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// Applying the embedded schema migrations failed, for example because
+    /// the database was migrated by a newer Portolan.
+    #[error("cannot migrate the {backend} database schema")]
+    Migration {
+        /// Which backend the URL chose.
+        backend: Backend,
+        /// What sqlx reported.
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+
+    /// A query failed after connecting (connection lost, pool closed or
+    /// exhausted, constraint violated, ...).
+    #[error("database query failed")]
+    Database(#[from] sqlx::Error),
+
+    /// A row holds a value this version does not understand (say, a role
+    /// added by a newer version). Names the row so an operator can fix it.
+    #[error("unexpected data in the database: {0}")]
+    InvalidData(String),
+}

@@ -1,0 +1,34 @@
+//! Portolan's storage: the only crate that talks to a database.
+//!
+//! The database URL picks the backend: `sqlite:PATH` for the embedded default
+//! (one file in the data directory, created on first run) or
+//! `postgres://...` for teams that run several replicas. Both backends pass
+//! the same test suite (`tests/store.rs`).
+//!
+//! A short tour:
+//!
+//! - [`store`]: [`Store`], the cheap-to-clone handle the rest of the host
+//!   holds. [`Store::connect`] parses the URL, opens the pool and runs the
+//!   embedded migrations (`migrations/sqlite/`, `migrations/postgres/`).
+//!   Internally it is an enum of two pools rather than `sqlx::Any`, so that
+//!   a query may use backend-specific SQL (JSONB, full-text search) where it
+//!   pays off.
+//! - [`tokens`]: API tokens for the HTTP API: [`Role`], [`TokenInfo`],
+//!   [`NewToken`] and the `Store` methods that create, verify, list and
+//!   revoke them. Only a hash of each secret is stored.
+//! - [`error`]: [`StoreError`], one enum whose cases callers branch on
+//!   (bad URL, database unreachable, migration failed, query failed).
+//! - [`testing`]: test support for this and other crates: throwaway SQLite
+//!   files and PostgreSQL databases.
+//!
+//! All SQL is written as runtime queries (`sqlx::query` with binds) rather
+//! than the compile-time checked macros, so building needs no database.
+
+pub mod error;
+pub mod store;
+pub mod testing;
+pub mod tokens;
+
+pub use error::StoreError;
+pub use store::{Backend, Store};
+pub use tokens::{NewToken, ParseRoleError, Role, TokenInfo};

@@ -1,0 +1,344 @@
+//! [`Store`]: choosing the backend from the URL, connecting, migrating.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Connection;
+
+use crate::StoreError;
+
+/// How long [`Store::connect`] waits for PostgreSQL to answer before giving
+/// up. A firewall that drops packets would otherwise hang start-up with no
+/// message at all.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a query waits for a free pooled connection. Past this the
+/// database is overloaded or gone, and failing the request (the server turns
+/// it into a 503) beats piling up more waiting requests.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long SQLite waits for another connection's write lock before failing
+/// with "database is locked". WAL lets readers run alongside the one writer,
+/// but writers still queue.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database a [`Store`] runs on. Serialised in lowercase
+/// (`"sqlite"`, `"postgres"`), e.g. in the readiness report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// SQLite: the embedded default, one file in the data directory.
+    Sqlite,
+    /// PostgreSQL: for several replicas sharing one database.
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+/// The connection pool behind a [`Store`]. An enum rather than `sqlx::Any`
+/// so that a query can use backend-specific SQL where it matters.
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs one expression against whichever pool backs a store, binding it to
+/// `$pool`. For SQL that both backends accept (sqlx's SQLite driver takes
+/// PostgreSQL's `$1` placeholders); write a `match` where the dialects differ.
+macro_rules! on_pool {
+    ($store_pool:expr, $pool:ident => $body:expr) => {
+        match $store_pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// The handle to Portolan's database. Clone it freely: clones share one
+/// connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: Pool,
+}
+
+impl Store {
+    /// Connects to the database the URL names and brings its schema up to
+    /// date.
+    ///
+    /// - `sqlite:PATH` (also `sqlite://PATH`, `sqlite:///abs/path`): creates
+    ///   the file and its parent directories if missing, and opens it with a
+    ///   WAL journal, foreign keys on and a busy timeout.
+    ///   `sqlite::memory:` gives a private in-memory database that lives as
+    ///   long as the store.
+    /// - `postgres://` or `postgresql://`: the database must exist. Gives up
+    ///   after [`CONNECT_TIMEOUT`].
+    ///
+    /// Migrations run under sqlx's migration lock, so replicas starting
+    /// together apply each migration once.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let store = match backend_for_url(url)? {
+            Backend::Sqlite => Store {
+                pool: Pool::Sqlite(connect_sqlite(url).await?),
+            },
+            Backend::Postgres => Store {
+                pool: Pool::Postgres(connect_postgres(url).await?),
+            },
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Which backend this store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Checks that the database answers a trivial query; for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(&self.pool, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Closes every connection and waits for queries in flight to finish.
+    /// Later calls on any clone of this store fail with
+    /// [`StoreError::Database`].
+    pub async fn close(&self) {
+        on_pool!(&self.pool, pool => pool.close().await);
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let result = match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+        };
+        result.map_err(|source| StoreError::Migration {
+            backend: self.backend(),
+            source,
+        })
+    }
+}
+
+/// Picks the backend from the URL's scheme. The error repeats at most the
+/// scheme, never the whole URL, which may hold a password.
+fn backend_for_url(url: &str) -> Result<Backend, StoreError> {
+    const EXPECTED: &str =
+        "use sqlite:PATH (e.g. sqlite://data/portolan.db) or postgres://USER@HOST:PORT/DATABASE";
+    let scheme = url
+        .split_once(':')
+        .map(|(scheme, _)| scheme)
+        .filter(|scheme| is_uri_scheme(scheme));
+    match scheme.map(str::to_ascii_lowercase).as_deref() {
+        Some("sqlite") => Ok(Backend::Sqlite),
+        Some("postgres" | "postgresql")
+            if url
+                .split_once(':')
+                .is_some_and(|(_, rest)| rest.starts_with("//")) =>
+        {
+            Ok(Backend::Postgres)
+        }
+        Some(scheme @ ("postgres" | "postgresql")) => Err(StoreError::InvalidUrl(format!(
+            "a {scheme}: URL needs \"//\" and a host after the scheme; {EXPECTED}"
+        ))),
+        Some(scheme) => Err(StoreError::InvalidUrl(format!(
+            "unsupported scheme \"{scheme}:\"; {EXPECTED}"
+        ))),
+        None => Err(StoreError::InvalidUrl(format!(
+            "the URL has no scheme; {EXPECTED}"
+        ))),
+    }
+}
+
+/// RFC 3986: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`. Anything else
+/// before the first colon (a path, `user:password@host`) is not a scheme.
+fn is_uri_scheme(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// True for the URL forms sqlx opens as an in-memory database.
+fn is_sqlite_memory_url(url: &str) -> bool {
+    let rest = url.split_once(':').map_or("", |(_, rest)| rest);
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    rest.starts_with(":memory:") || rest.contains("mode=memory")
+}
+
+async fn connect_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::InvalidUrl(format!("cannot parse the SQLite URL: {e}")))?
+        .create_if_missing(true)
+        // WAL lets readers work while one connection writes, and with WAL,
+        // synchronous=NORMAL cannot corrupt the file; a power cut may lose
+        // only the last commits, a fair price for not syncing on each one.
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+    let path = options.get_filename().to_owned();
+    let unavailable = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Unavailable {
+        backend: Backend::Sqlite,
+        target: path.display().to_string(),
+        source,
+    };
+
+    let mut pool_options = SqlitePoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+    if is_sqlite_memory_url(url) {
+        // An in-memory database vanishes with its last connection; never
+        // retire connections so it lives as long as the pool.
+        pool_options = pool_options
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None);
+    } else if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir(dir).await.map_err(|e| unavailable(e.into()))?;
+    }
+    pool_options
+        .connect_with(options)
+        .await
+        .map_err(|e| unavailable(e.into()))
+}
+
+async fn create_dir(dir: &Path) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot create directory {}: {e}", dir.display()),
+        )
+    })
+}
+
+async fn connect_postgres(url: &str) -> Result<PgPool, StoreError> {
+    let mut options = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::InvalidUrl(format!("cannot parse the PostgreSQL URL: {e}")))?;
+    if options.get_application_name().is_none() {
+        // Lets a DBA tell our sessions apart in pg_stat_activity.
+        options = options.application_name("portolan");
+    }
+    let target = match options.get_socket() {
+        Some(socket) => format!("{}/{}", socket.display(), pg_database(&options)),
+        None => format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            pg_database(&options)
+        ),
+    };
+    let unavailable = |source| StoreError::Unavailable {
+        backend: Backend::Postgres,
+        target: target.clone(),
+        source,
+    };
+
+    // Probe with one plain connection first: the pool retries a refused
+    // connection until its timeout and then reports only "pool timed out",
+    // while this gives the operator the real reason (refused, unknown host,
+    // authentication failed, no such database) straight away.
+    let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+        .await
+        .map_err(|_| {
+            unavailable(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()).into())
+        })?
+        .map_err(|e| unavailable(e.into()))?;
+    // Closing is best effort: the probe has done its job either way.
+    let _ = probe.close().await;
+
+    Ok(PgPoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_lazy_with(options))
+}
+
+/// The database name as PostgreSQL resolves it: the user name by default.
+fn pg_database(options: &PgConnectOptions) -> &str {
+    options
+        .get_database()
+        .unwrap_or_else(|| options.get_username())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheme_picks_backend() {
+        for url in [
+            "sqlite:portolan.db",
+            "sqlite:///tmp/x.db",
+            "sqlite::memory:",
+        ] {
+            assert_eq!(backend_for_url(url).unwrap(), Backend::Sqlite, "{url}");
+        }
+        for url in ["postgres://u@h/db", "postgresql://h", "POSTGRES://h/db"] {
+            assert_eq!(backend_for_url(url).unwrap(), Backend::Postgres, "{url}");
+        }
+    }
+
+    #[test]
+    fn bad_scheme_message_names_scheme_and_alternatives_but_not_url() {
+        let err = backend_for_url("mysql://root:hunter2@db/portolan").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::InvalidUrl(_)));
+        assert!(msg.contains("\"mysql:\""), "{msg}");
+        assert!(
+            msg.contains("sqlite:") && msg.contains("postgres://"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn missing_scheme_is_reported() {
+        for url in ["/var/lib/portolan.db", "portolan.db", "1:2", ""] {
+            let msg = backend_for_url(url).unwrap_err().to_string();
+            assert!(msg.contains("no scheme"), "{url}: {msg}");
+        }
+    }
+
+    #[test]
+    fn rejected_url_is_never_echoed() {
+        // Looks like scheme "admin"; only that part may appear.
+        let msg = backend_for_url("admin:hunter2@db:5432")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("\"admin:\""), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn postgres_without_authority_is_invalid() {
+        let msg = backend_for_url("postgres:db").unwrap_err().to_string();
+        assert!(msg.contains("needs \"//\""), "{msg}");
+    }
+
+    #[test]
+    fn memory_urls_are_recognised() {
+        assert!(is_sqlite_memory_url("sqlite::memory:"));
+        assert!(is_sqlite_memory_url("sqlite://:memory:"));
+        assert!(is_sqlite_memory_url("sqlite://x?mode=memory"));
+        assert!(!is_sqlite_memory_url("sqlite://data/portolan.db"));
+    }
+}

@@ -1,0 +1,146 @@
+//! Scorecard check `required-fields`: an entity passes when it fills in every
+//! field the rule names.
+//!
+//! Rule parameters: `{"fields": ["spec.owner", "metadata.description"]}`, dotted
+//! paths into the entity's Backstage descriptor (`apiVersion`, `kind`,
+//! `metadata.*`, `spec.*`, `relations`). A field counts as filled when it is
+//! present and neither null, blank text, an empty list nor an empty mapping.
+
+use portolan_sdk::check::{CheckInfo, Error, Outcome};
+use portolan_sdk::{about, Entity, ScorecardCheck};
+use serde_json::{json, Value};
+
+struct RequiredFields;
+
+impl ScorecardCheck for RequiredFields {
+    fn describe() -> CheckInfo {
+        CheckInfo::new(
+            about!(
+                "Required fields",
+                "Passes when an entity fills in every field the rule names, as dotted paths into \
+                 its descriptor (e.g. spec.owner, metadata.description)."
+            ),
+            json!({
+                "type": "object",
+                "required": ["fields"],
+                "properties": {
+                    "fields": {
+                        "type": "array",
+                        "title": "Fields",
+                        "description": "Dotted paths into the entity's descriptor that must be present and non-empty.",
+                        "minItems": 1,
+                        "items": {"type": "string", "minLength": 1},
+                        "examples": [["spec.owner", "metadata.description", "spec.lifecycle"]]
+                    }
+                },
+                "additionalProperties": false
+            }),
+        )
+    }
+
+    fn evaluate(parameters: Value, entities: Vec<Entity>) -> Result<Vec<Outcome>, Error> {
+        let fields = fields(&parameters)?;
+        Ok(entities.iter().map(|entity| evaluate_one(&entity.to_descriptor(), &fields)).collect())
+    }
+}
+
+portolan_sdk::export!(ScorecardCheck for RequiredFields);
+
+/// The rule's field list; the host validated the shape against the schema,
+/// but a blank path would silently pass, so it is refused here too.
+fn fields(parameters: &Value) -> Result<Vec<String>, Error> {
+    let list = parameters
+        .get("fields")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::invalid_parameter("/fields", "must be a list of dotted paths"))?;
+    if list.is_empty() {
+        return Err(Error::invalid_parameter("/fields", "must name at least one field"));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, field)| match field.as_str().map(str::trim) {
+            Some(path) if !path.is_empty() => Ok(path.to_owned()),
+            _ => Err(Error::invalid_parameter(format!("/fields/{i}"), "must be a non-empty dotted path")),
+        })
+        .collect()
+}
+
+fn evaluate_one(descriptor: &Value, fields: &[String]) -> Outcome {
+    let missing: Vec<&str> =
+        fields.iter().filter(|f| !is_filled(lookup(descriptor, f))).map(String::as_str).collect();
+    if missing.is_empty() {
+        Outcome::pass().with_message(format!("all {} required fields are set", fields.len()))
+    } else {
+        Outcome::fail(format!("missing or empty: {}", missing.join(", "))).with_value(json!({ "missing": missing }))
+    }
+}
+
+/// Follows a dotted path. Keys may contain dots themselves (annotation keys
+/// such as `backstage.io/techdocs-ref`), so at each level the longest run of
+/// segments that names a key is tried first. A numeric segment indexes a list.
+fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let segments: Vec<&str> = path.split('.').collect();
+    lookup_segments(value, &segments)
+}
+
+fn lookup_segments<'a>(value: &'a Value, segments: &[&str]) -> Option<&'a Value> {
+    if segments.is_empty() {
+        return Some(value);
+    }
+    match value {
+        Value::Object(map) => (1..=segments.len()).rev().find_map(|take| {
+            let child = map.get(&segments[..take].join("."))?;
+            lookup_segments(child, &segments[take..])
+        }),
+        Value::Array(items) => {
+            let index: usize = segments[0].parse().ok()?;
+            lookup_segments(items.get(index)?, &segments[1..])
+        }
+        _ => None,
+    }
+}
+
+fn is_filled(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(Value::Array(items)) => !items.is_empty(),
+        Some(Value::Object(map)) => !map.is_empty(),
+        Some(Value::Bool(_) | Value::Number(_)) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portolan_sdk::check::Status;
+    use portolan_sdk::Pair;
+
+    fn entity() -> Entity {
+        let mut entity = Entity::new("Component", "payments");
+        entity.description = Some("  ".into());
+        entity.annotations.push(Pair::new("backstage.io/techdocs-ref", "dir:."));
+        entity.set_spec(&json!({"owner": "team-a", "lifecycle": "", "ports": [8080]}));
+        entity
+    }
+
+    #[test]
+    fn names_every_missing_field() {
+        let fields = ["spec.owner", "metadata.description", "spec.lifecycle", "spec.system"].map(String::from);
+        let outcome = evaluate_one(&entity().to_descriptor(), &fields);
+        assert_eq!(outcome.status, Status::Fail);
+        assert_eq!(outcome.message.as_deref(), Some("missing or empty: metadata.description, spec.lifecycle, spec.system"));
+    }
+
+    #[test]
+    fn follows_dotted_keys_and_list_indexes() {
+        let fields = ["metadata.annotations.backstage.io/techdocs-ref", "spec.ports.0", "kind"].map(String::from);
+        assert_eq!(evaluate_one(&entity().to_descriptor(), &fields).status, Status::Pass);
+    }
+
+    #[test]
+    fn refuses_blank_paths() {
+        assert_eq!(fields(&json!({"fields": ["spec.owner", " "]})), Err(Error::invalid_parameter("/fields/1", "must be a non-empty dotted path")));
+        assert!(fields(&json!({"fields": []})).is_err());
+    }
+}
