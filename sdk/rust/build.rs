@@ -17,9 +17,7 @@ fn main() {
     let wit = candidates
         .iter()
         .find(|dir| dir.join("types.wit").is_file())
-        .unwrap_or_else(|| {
-            panic!("portolan-sdk: no WIT contract found; looked in {candidates:?}")
-        })
+        .unwrap_or_else(|| panic!("portolan-sdk: no WIT contract found; looked in {candidates:?}"))
         .canonicalize()
         .expect("portolan-sdk: cannot resolve the WIT folder");
     let wit = wit
@@ -77,6 +75,7 @@ macro_rules! __generate_world {{
 }}
 "#
     );
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("generate.rs");
+    let out =
+        PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("generate.rs");
     fs::write(&out, source).expect("portolan-sdk: cannot write generate.rs");
 }

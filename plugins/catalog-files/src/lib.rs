@@ -44,7 +44,8 @@ impl CatalogSource for CatalogFiles {
     }
 
     fn sync(_request: SyncRequest) -> Result<SyncPage, Error> {
-        let directory = portolan_sdk::setting("directory").unwrap_or_else(|| DEFAULT_DIRECTORY.to_owned());
+        let directory =
+            portolan_sdk::setting("directory").unwrap_or_else(|| DEFAULT_DIRECTORY.to_owned());
         let files = yaml_files(Path::new(&directory))?;
         let mut entities = Vec::new();
         // Which file and document each entity came from, to name both sides of a clash.
@@ -65,7 +66,11 @@ impl CatalogSource for CatalogFiles {
                 entities.push(entity);
             }
         }
-        portolan_sdk::info!("read {} entities from {} files under {directory}", entities.len(), files.len());
+        portolan_sdk::info!(
+            "read {} entities from {} files under {directory}",
+            entities.len(),
+            files.len()
+        );
         Ok(SyncPage::last(entities))
     }
 }
@@ -88,7 +93,8 @@ fn yaml_files(root: &Path) -> Result<Vec<PathBuf>, Error> {
             }
         })?;
         for entry in entries {
-            let entry = entry.map_err(|e| Error::Unreachable(format!("cannot list {}: {e}", dir.display())))?;
+            let entry = entry
+                .map_err(|e| Error::Unreachable(format!("cannot list {}: {e}", dir.display())))?;
             let path = entry.path();
             if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
@@ -108,7 +114,10 @@ fn yaml_files(root: &Path) -> Result<Vec<PathBuf>, Error> {
 }
 
 fn is_yaml(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
 }
 
 /// The entities of one file with their 1-based document numbers; empty
@@ -117,8 +126,10 @@ fn parse_documents(name: &str, text: &str) -> Result<Vec<(usize, Entity)>, Error
     let mut entities = Vec::new();
     for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
         let number = index + 1;
-        let invalid = |reason: String| Error::InvalidData(format!("{name} document {number}: {reason}"));
-        let value = Value::deserialize(document).map_err(|e| invalid(format!("not valid YAML: {e}")))?;
+        let invalid =
+            |reason: String| Error::InvalidData(format!("{name} document {number}: {reason}"));
+        let value =
+            Value::deserialize(document).map_err(|e| invalid(format!("not valid YAML: {e}")))?;
         if value.is_null() {
             continue;
         }
@@ -156,7 +167,10 @@ spec:
         assert_eq!(entities.len(), 2);
         assert_eq!(entities[1].0, 2);
         assert_eq!(entities[1].1.reference(), "User:default/ada");
-        assert_eq!(entities[1].1.annotation("example.com/employee-id"), Some("42"));
+        assert_eq!(
+            entities[1].1.annotation("example.com/employee-id"),
+            Some("42")
+        );
         assert_eq!(entities[1].1.spec()["memberOf"][0], "team-a");
     }
 
@@ -164,11 +178,19 @@ spec:
     fn errors_name_file_and_document() {
         let text = "apiVersion: v1\nkind: Group\nmetadata: {name: a}\n---\nkind: [unclosed\n";
         let err = parse_documents("teams.yaml", text).unwrap_err();
-        let Error::InvalidData(message) = err else { panic!("{err:?}") };
-        assert!(message.starts_with("teams.yaml document 2: not valid YAML"), "{message}");
+        let Error::InvalidData(message) = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            message.starts_with("teams.yaml document 2: not valid YAML"),
+            "{message}"
+        );
 
         let text = "apiVersion: v1\nkind: Group\nmetadata: {title: no name}\n";
         let err = parse_documents("teams.yaml", text).unwrap_err();
-        assert_eq!(err, Error::InvalidData("teams.yaml document 1: `metadata.name` is missing".into()));
+        assert_eq!(
+            err,
+            Error::InvalidData("teams.yaml document 1: `metadata.name` is missing".into())
+        );
     }
 }

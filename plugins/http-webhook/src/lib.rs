@@ -40,7 +40,11 @@ impl Action for HttpWebhook {
     fn run(invocation: Invocation) -> Result<Outcome, Error> {
         let url = portolan_sdk::setting("url")
             .filter(|url| !url.trim().is_empty())
-            .ok_or_else(|| Error::Other("no webhook URL: set `url` under [settings] in the plugin's sidecar".into()))?;
+            .ok_or_else(|| {
+                Error::Other(
+                    "no webhook URL: set `url` under [settings] in the plugin's sidecar".into(),
+                )
+            })?;
         let service = required_text(&invocation.input, "service")?;
         let reason = required_text(&invocation.input, "reason")?;
 
@@ -67,11 +71,17 @@ impl Action for HttpWebhook {
         if !response.is_success() {
             let mut body = response.text();
             if body.len() > MAX_ERROR_BODY {
-                let cut = (0..=MAX_ERROR_BODY).rev().find(|i| body.is_char_boundary(*i)).unwrap_or(0);
+                let cut = (0..=MAX_ERROR_BODY)
+                    .rev()
+                    .find(|i| body.is_char_boundary(*i))
+                    .unwrap_or(0);
                 body.truncate(cut);
                 body.push_str("...");
             }
-            return Err(Error::Failed(format!("webhook answered {}: {body}", response.status)));
+            return Err(Error::Failed(format!(
+                "webhook answered {}: {body}",
+                response.status
+            )));
         }
         Ok(Outcome::new(json!({ "status": response.status })))
     }
@@ -94,6 +104,9 @@ mod tests {
     fn blank_input_names_the_field() {
         let input = json!({"service": "payments", "reason": "  "});
         assert_eq!(required_text(&input, "service"), Ok("payments"));
-        assert_eq!(required_text(&input, "reason"), Err(Error::invalid_input("/reason", "is required")));
+        assert_eq!(
+            required_text(&input, "reason"),
+            Err(Error::invalid_input("/reason", "is required"))
+        );
     }
 }

@@ -40,7 +40,10 @@ impl ScorecardCheck for RequiredFields {
 
     fn evaluate(parameters: Value, entities: Vec<Entity>) -> Result<Vec<Outcome>, Error> {
         let fields = fields(&parameters)?;
-        Ok(entities.iter().map(|entity| evaluate_one(&entity.to_descriptor(), &fields)).collect())
+        Ok(entities
+            .iter()
+            .map(|entity| evaluate_one(&entity.to_descriptor(), &fields))
+            .collect())
     }
 }
 
@@ -54,24 +57,34 @@ fn fields(parameters: &Value) -> Result<Vec<String>, Error> {
         .and_then(Value::as_array)
         .ok_or_else(|| Error::invalid_parameter("/fields", "must be a list of dotted paths"))?;
     if list.is_empty() {
-        return Err(Error::invalid_parameter("/fields", "must name at least one field"));
+        return Err(Error::invalid_parameter(
+            "/fields",
+            "must name at least one field",
+        ));
     }
     list.iter()
         .enumerate()
         .map(|(i, field)| match field.as_str().map(str::trim) {
             Some(path) if !path.is_empty() => Ok(path.to_owned()),
-            _ => Err(Error::invalid_parameter(format!("/fields/{i}"), "must be a non-empty dotted path")),
+            _ => Err(Error::invalid_parameter(
+                format!("/fields/{i}"),
+                "must be a non-empty dotted path",
+            )),
         })
         .collect()
 }
 
 fn evaluate_one(descriptor: &Value, fields: &[String]) -> Outcome {
-    let missing: Vec<&str> =
-        fields.iter().filter(|f| !is_filled(lookup(descriptor, f))).map(String::as_str).collect();
+    let missing: Vec<&str> = fields
+        .iter()
+        .filter(|f| !is_filled(lookup(descriptor, f)))
+        .map(String::as_str)
+        .collect();
     if missing.is_empty() {
         Outcome::pass().with_message(format!("all {} required fields are set", fields.len()))
     } else {
-        Outcome::fail(format!("missing or empty: {}", missing.join(", "))).with_value(json!({ "missing": missing }))
+        Outcome::fail(format!("missing or empty: {}", missing.join(", ")))
+            .with_value(json!({ "missing": missing }))
     }
 }
 
@@ -119,28 +132,53 @@ mod tests {
     fn entity() -> Entity {
         let mut entity = Entity::new("Component", "payments");
         entity.description = Some("  ".into());
-        entity.annotations.push(Pair::new("backstage.io/techdocs-ref", "dir:."));
+        entity
+            .annotations
+            .push(Pair::new("backstage.io/techdocs-ref", "dir:."));
         entity.set_spec(&json!({"owner": "team-a", "lifecycle": "", "ports": [8080]}));
         entity
     }
 
     #[test]
     fn names_every_missing_field() {
-        let fields = ["spec.owner", "metadata.description", "spec.lifecycle", "spec.system"].map(String::from);
+        let fields = [
+            "spec.owner",
+            "metadata.description",
+            "spec.lifecycle",
+            "spec.system",
+        ]
+        .map(String::from);
         let outcome = evaluate_one(&entity().to_descriptor(), &fields);
         assert_eq!(outcome.status, Status::Fail);
-        assert_eq!(outcome.message.as_deref(), Some("missing or empty: metadata.description, spec.lifecycle, spec.system"));
+        assert_eq!(
+            outcome.message.as_deref(),
+            Some("missing or empty: metadata.description, spec.lifecycle, spec.system")
+        );
     }
 
     #[test]
     fn follows_dotted_keys_and_list_indexes() {
-        let fields = ["metadata.annotations.backstage.io/techdocs-ref", "spec.ports.0", "kind"].map(String::from);
-        assert_eq!(evaluate_one(&entity().to_descriptor(), &fields).status, Status::Pass);
+        let fields = [
+            "metadata.annotations.backstage.io/techdocs-ref",
+            "spec.ports.0",
+            "kind",
+        ]
+        .map(String::from);
+        assert_eq!(
+            evaluate_one(&entity().to_descriptor(), &fields).status,
+            Status::Pass
+        );
     }
 
     #[test]
     fn refuses_blank_paths() {
-        assert_eq!(fields(&json!({"fields": ["spec.owner", " "]})), Err(Error::invalid_parameter("/fields/1", "must be a non-empty dotted path")));
+        assert_eq!(
+            fields(&json!({"fields": ["spec.owner", " "]})),
+            Err(Error::invalid_parameter(
+                "/fields/1",
+                "must be a non-empty dotted path"
+            ))
+        );
         assert!(fields(&json!({"fields": []})).is_err());
     }
 }

@@ -73,15 +73,36 @@ impl ScaffoldGenerator for ServiceTemplate {
             File::new("catalog-info.yaml", catalog_info),
         ];
         let (sources, workflow): (&[(&str, &str)], &str) = match params.language {
-            "rust" => (&[("Cargo.toml", RUST_MANIFEST), ("src/main.rs", RUST_MAIN)], RUST_CI),
+            "rust" => (
+                &[("Cargo.toml", RUST_MANIFEST), ("src/main.rs", RUST_MAIN)],
+                RUST_CI,
+            ),
             "go" => (&[("go.mod", GO_MOD), ("main.go", GO_MAIN)], GO_CI),
-            "python" => (&[("pyproject.toml", PYTHON_PROJECT), ("app.py", PYTHON_MAIN)], PYTHON_CI),
-            _ => (&[("package.json", TS_PACKAGE), ("src/index.ts", TS_MAIN)], TS_CI),
+            "python" => (
+                &[("pyproject.toml", PYTHON_PROJECT), ("app.py", PYTHON_MAIN)],
+                PYTHON_CI,
+            ),
+            _ => (
+                &[("package.json", TS_PACKAGE), ("src/index.ts", TS_MAIN)],
+                TS_CI,
+            ),
         };
-        files.extend(sources.iter().map(|(path, template)| File::new(*path, params.render(template))));
-        files.push(File::new(".github/workflows/ci.yml", params.render(workflow)));
+        files.extend(
+            sources
+                .iter()
+                .map(|(path, template)| File::new(*path, params.render(template))),
+        );
+        files.push(File::new(
+            ".github/workflows/ci.yml",
+            params.render(workflow),
+        ));
 
-        portolan_sdk::info!("generated {} files for {} ({})", files.len(), params.name, params.language);
+        portolan_sdk::info!(
+            "generated {} files for {} ({})",
+            files.len(),
+            params.name,
+            params.language
+        );
         Ok(Output {
             messages: vec![format!(
                 "Created {} ({}), owned by {}. Push it and the catalog picks it up from catalog-info.yaml.",
@@ -115,17 +136,30 @@ impl<'a> Params<'a> {
                 format!("`{name}` must be 2-63 lower-case letters, digits and dashes, starting with a letter"),
             ));
         }
-        let owner = text("owner").filter(|o| !o.is_empty()).ok_or_else(|| Error::invalid_parameter("/owner", "is required"))?;
+        let owner = text("owner")
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| Error::invalid_parameter("/owner", "is required"))?;
         let language = text("language").unwrap_or("rust");
         if !LANGUAGES.contains(&language) {
-            return Err(Error::invalid_parameter("/language", format!("must be one of {}", LANGUAGES.join(", "))));
+            return Err(Error::invalid_parameter(
+                "/language",
+                format!("must be one of {}", LANGUAGES.join(", ")),
+            ));
         }
-        Ok(Params { name, owner, description: text("description").unwrap_or(""), language })
+        Ok(Params {
+            name,
+            owner,
+            description: text("description").unwrap_or(""),
+            language,
+        })
     }
 
     /// The description on one line: it lands in comments and manifests.
     fn one_line(&self) -> String {
-        self.description.split_whitespace().collect::<Vec<_>>().join(" ")
+        self.description
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     fn entity(&self) -> Entity {
@@ -134,17 +168,26 @@ impl<'a> Params<'a> {
             entity.description = Some(self.description.to_owned());
         }
         entity.tags.push(self.language.to_owned());
-        entity.set_spec(&json!({"type": "service", "lifecycle": "experimental", "owner": self.owner}));
+        entity.set_spec(
+            &json!({"type": "service", "lifecycle": "experimental", "owner": self.owner}),
+        );
         entity
     }
 
     fn render(&self, template: &str) -> String {
         let one_line = self.one_line();
-        let description = if one_line.is_empty() { "A new service." } else { one_line.as_str() };
+        let description = if one_line.is_empty() {
+            "A new service."
+        } else {
+            one_line.as_str()
+        };
         template
             .replace("{{name}}", self.name)
             .replace("{{owner}}", self.owner)
-            .replace("{{description_quoted}}", &Value::from(description).to_string())
+            .replace(
+                "{{description_quoted}}",
+                &Value::from(description).to_string(),
+            )
             .replace("{{description}}", description)
             .replace("{{language}}", self.language)
             .replace("{{ident}}", &self.name.replace('-', "_"))
@@ -156,7 +199,9 @@ fn valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     (2..=63).contains(&bytes.len())
         && bytes[0].is_ascii_lowercase()
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes[bytes.len() - 1] != b'-'
 }
 
@@ -359,8 +404,15 @@ mod tests {
     #[test]
     fn bad_parameters_name_the_field() {
         let err = Params::read(&json!({"name": "x", "owner": "a"})).unwrap_err();
-        assert!(matches!(err, Error::InvalidParameter { ref pointer, .. } if pointer == "/name"), "{err:?}");
-        let err = Params::read(&json!({"name": "ok-name", "owner": "a", "language": "cobol"})).unwrap_err();
-        assert!(matches!(err, Error::InvalidParameter { ref pointer, .. } if pointer == "/language"), "{err:?}");
+        assert!(
+            matches!(err, Error::InvalidParameter { ref pointer, .. } if pointer == "/name"),
+            "{err:?}"
+        );
+        let err = Params::read(&json!({"name": "ok-name", "owner": "a", "language": "cobol"}))
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidParameter { ref pointer, .. } if pointer == "/language"),
+            "{err:?}"
+        );
     }
 }

@@ -33,7 +33,11 @@ pub struct ActionInfo {
 impl ActionInfo {
     /// An action that stands alone, outside any entity.
     pub fn new(about: About, input_schema: Value) -> Self {
-        ActionInfo { about, entity_kinds: Vec::new(), input_schema }
+        ActionInfo {
+            about,
+            entity_kinds: Vec::new(),
+            input_schema,
+        }
     }
 
     /// Offers the action on entities of these kinds.
@@ -67,7 +71,10 @@ pub struct Outcome {
 impl Outcome {
     /// An outcome with these output values (a JSON object) and no links.
     pub fn new(output: Value) -> Self {
-        Outcome { output, links: Vec::new() }
+        Outcome {
+            output,
+            links: Vec::new(),
+        }
     }
 
     /// Adds a link.
@@ -104,7 +111,10 @@ pub enum Error {
 impl Error {
     /// An [`Error::InvalidInput`].
     pub fn invalid_input(pointer: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidInput { pointer: pointer.into(), reason: reason.into() }
+        Error::InvalidInput {
+            pointer: pointer.into(),
+            reason: reason.into(),
+        }
     }
 }
 

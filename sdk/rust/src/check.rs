@@ -37,7 +37,11 @@ pub struct CheckInfo {
 impl CheckInfo {
     /// A check for any kind of entity.
     pub fn new(about: About, parameters_schema: Value) -> Self {
-        CheckInfo { about, entity_kinds: Vec::new(), parameters_schema }
+        CheckInfo {
+            about,
+            entity_kinds: Vec::new(),
+            parameters_schema,
+        }
     }
 
     /// Restricts the check to these entity kinds.
@@ -72,17 +76,29 @@ pub struct Outcome {
 impl Outcome {
     /// A pass with no message.
     pub fn pass() -> Self {
-        Outcome { status: Status::Pass, message: None, value: None }
+        Outcome {
+            status: Status::Pass,
+            message: None,
+            value: None,
+        }
     }
 
     /// A fail, saying why.
     pub fn fail(message: impl Into<String>) -> Self {
-        Outcome { status: Status::Fail, message: Some(message.into()), value: None }
+        Outcome {
+            status: Status::Fail,
+            message: Some(message.into()),
+            value: None,
+        }
     }
 
     /// A skip, saying why the rule does not apply.
     pub fn skip(message: impl Into<String>) -> Self {
-        Outcome { status: Status::Skip, message: Some(message.into()), value: None }
+        Outcome {
+            status: Status::Skip,
+            message: Some(message.into()),
+            value: None,
+        }
     }
 
     /// Sets the message.
@@ -115,14 +131,19 @@ pub enum Error {
 impl Error {
     /// An [`Error::InvalidParameter`].
     pub fn invalid_parameter(pointer: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidParameter { pointer: pointer.into(), reason: reason.into() }
+        Error::InvalidParameter {
+            pointer: pointer.into(),
+            reason: reason.into(),
+        }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidParameter { pointer, reason } => write!(f, "parameter {pointer}: {reason}"),
+            Error::InvalidParameter { pointer, reason } => {
+                write!(f, "parameter {pointer}: {reason}")
+            }
             Error::Other(message) => f.write_str(message),
         }
     }

@@ -5,7 +5,9 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-pub use crate::__private::bindings::portolan::plugin::types::{About, Entity, Link, Pair, Relation};
+pub use crate::__private::bindings::portolan::plugin::types::{
+    About, Entity, Link, Pair, Relation,
+};
 
 /// The `apiVersion` of Backstage's core kinds.
 const BACKSTAGE_API_VERSION: &str = "backstage.io/v1alpha1";
@@ -30,14 +32,23 @@ impl About {
         version: impl Into<String>,
         description: impl Into<String>,
     ) -> Self {
-        About { title: title.into(), version: version.into(), description: description.into() }
+        About {
+            title: title.into(),
+            version: version.into(),
+            description: description.into(),
+        }
     }
 }
 
 impl Link {
     /// A link with only a URL.
     pub fn new(url: impl Into<String>) -> Self {
-        Link { url: url.into(), title: None, icon: None, type_: None }
+        Link {
+            url: url.into(),
+            title: None,
+            icon: None,
+            type_: None,
+        }
     }
 
     /// Sets the text shown instead of the URL.
@@ -51,14 +62,20 @@ impl Relation {
     /// A relation of type `type_` (e.g. `ownedBy`) to the full entity
     /// reference `target` (`kind:namespace/name`).
     pub fn new(type_: impl Into<String>, target: impl Into<String>) -> Self {
-        Relation { type_: type_.into(), target: target.into() }
+        Relation {
+            type_: type_.into(),
+            target: target.into(),
+        }
     }
 }
 
 impl Pair {
     /// A key and its value.
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        Pair { key: key.into(), value: value.into() }
+        Pair {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -87,13 +104,21 @@ impl Entity {
     /// A `backstage.io/v1alpha1` entity of `kind` named `name` in the
     /// `default` namespace; set the other fields directly.
     pub fn new(kind: impl Into<String>, name: impl Into<String>) -> Self {
-        Entity { kind: kind.into(), name: name.into(), ..Entity::default() }
+        Entity {
+            kind: kind.into(),
+            name: name.into(),
+            ..Entity::default()
+        }
     }
 
     /// The entity's full reference, `kind:namespace/name`, as Backstage
     /// writes it (an empty namespace reads as `default`).
     pub fn reference(&self) -> String {
-        let namespace = if self.namespace.is_empty() { "default" } else { &self.namespace };
+        let namespace = if self.namespace.is_empty() {
+            "default"
+        } else {
+            &self.namespace
+        };
         format!("{}:{}/{}", self.kind, namespace, self.name)
     }
 
@@ -175,7 +200,9 @@ impl Entity {
     /// accepts `targetRef` strings and the older `target: {kind, namespace,
     /// name}` form. The error names the field at fault.
     pub fn from_descriptor(descriptor: &Value) -> Result<Entity, DescriptorError> {
-        let root = descriptor.as_object().ok_or_else(|| DescriptorError::new("", "is not a mapping"))?;
+        let root = descriptor
+            .as_object()
+            .ok_or_else(|| DescriptorError::new("", "is not a mapping"))?;
         let metadata = root
             .get("metadata")
             .ok_or_else(|| DescriptorError::new("metadata", "is missing"))?
@@ -194,20 +221,25 @@ impl Entity {
             ..Entity::default()
         };
         if let Some(tags) = non_null(metadata.get("tags")) {
-            let tags = tags.as_array().ok_or_else(|| DescriptorError::new("metadata.tags", "is not a list"))?;
+            let tags = tags
+                .as_array()
+                .ok_or_else(|| DescriptorError::new("metadata.tags", "is not a list"))?;
             for (i, tag) in tags.iter().enumerate() {
-                let tag = tag
-                    .as_str()
-                    .ok_or_else(|| DescriptorError::new(format!("metadata.tags[{i}]"), "is not a string"))?;
+                let tag = tag.as_str().ok_or_else(|| {
+                    DescriptorError::new(format!("metadata.tags[{i}]"), "is not a string")
+                })?;
                 entity.tags.push(tag.to_owned());
             }
         }
         if let Some(links) = non_null(metadata.get("links")) {
-            let links =
-                links.as_array().ok_or_else(|| DescriptorError::new("metadata.links", "is not a list"))?;
+            let links = links
+                .as_array()
+                .ok_or_else(|| DescriptorError::new("metadata.links", "is not a list"))?;
             for (i, link) in links.iter().enumerate() {
                 let field = format!("metadata.links[{i}]");
-                let link = link.as_object().ok_or_else(|| DescriptorError::new(&field, "is not a mapping"))?;
+                let link = link
+                    .as_object()
+                    .ok_or_else(|| DescriptorError::new(&field, "is not a mapping"))?;
                 entity.links.push(Link {
                     url: required_string(link, "url", &format!("{field}.url"))?,
                     title: optional_string(link, "title", &format!("{field}.title"))?,
@@ -222,23 +254,36 @@ impl Entity {
             Some(_) => return Err(DescriptorError::new("spec", "is not a mapping")),
         }
         if let Some(relations) = non_null(root.get("relations")) {
-            let relations =
-                relations.as_array().ok_or_else(|| DescriptorError::new("relations", "is not a list"))?;
+            let relations = relations
+                .as_array()
+                .ok_or_else(|| DescriptorError::new("relations", "is not a list"))?;
             for (i, relation) in relations.iter().enumerate() {
                 let field = format!("relations[{i}]");
-                let relation =
-                    relation.as_object().ok_or_else(|| DescriptorError::new(&field, "is not a mapping"))?;
+                let relation = relation
+                    .as_object()
+                    .ok_or_else(|| DescriptorError::new(&field, "is not a mapping"))?;
                 let type_ = required_string(relation, "type", &format!("{field}.type"))?;
                 let target = match (relation.get("targetRef"), relation.get("target")) {
                     (Some(Value::String(target)), _) => target.clone(),
                     (_, Some(Value::Object(target))) => {
-                        let kind = required_string(target, "kind", &format!("{field}.target.kind"))?;
-                        let namespace = optional_string(target, "namespace", &format!("{field}.target.namespace"))?
-                            .unwrap_or_else(|| "default".to_owned());
-                        let name = required_string(target, "name", &format!("{field}.target.name"))?;
+                        let kind =
+                            required_string(target, "kind", &format!("{field}.target.kind"))?;
+                        let namespace = optional_string(
+                            target,
+                            "namespace",
+                            &format!("{field}.target.namespace"),
+                        )?
+                        .unwrap_or_else(|| "default".to_owned());
+                        let name =
+                            required_string(target, "name", &format!("{field}.target.name"))?;
                         format!("{kind}:{namespace}/{name}")
                     }
-                    _ => return Err(DescriptorError::new(format!("{field}.targetRef"), "is missing")),
+                    _ => {
+                        return Err(DescriptorError::new(
+                            format!("{field}.targetRef"),
+                            "is missing",
+                        ))
+                    }
                 };
                 entity.relations.push(Relation { type_, target });
             }
@@ -259,7 +304,10 @@ pub struct DescriptorError {
 
 impl DescriptorError {
     fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        DescriptorError { field: field.into(), reason: reason.into() }
+        DescriptorError {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -276,17 +324,29 @@ impl fmt::Display for DescriptorError {
 impl std::error::Error for DescriptorError {}
 
 fn find_pair<'a>(pairs: &'a [Pair], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|p| p.key == key).map(|p| p.value.as_str())
+    pairs
+        .iter()
+        .find(|p| p.key == key)
+        .map(|p| p.value.as_str())
 }
 
 fn pairs_to_object(pairs: &[Pair]) -> Value {
-    Value::Object(pairs.iter().map(|p| (p.key.clone(), Value::String(p.value.clone()))).collect())
+    Value::Object(
+        pairs
+            .iter()
+            .map(|p| (p.key.clone(), Value::String(p.value.clone())))
+            .collect(),
+    )
 }
 
 fn link_to_object(link: &Link) -> Value {
     let mut o = Map::new();
     o.insert("url".into(), link.url.clone().into());
-    for (key, value) in [("title", &link.title), ("icon", &link.icon), ("type", &link.type_)] {
+    for (key, value) in [
+        ("title", &link.title),
+        ("icon", &link.icon),
+        ("type", &link.type_),
+    ] {
         if let Some(value) = value {
             o.insert(key.into(), value.clone().into());
         }
@@ -299,16 +359,26 @@ fn non_null(value: Option<&Value>) -> Option<&Value> {
     value.filter(|v| !v.is_null())
 }
 
-fn required_string(map: &Map<String, Value>, key: &str, field: &str) -> Result<String, DescriptorError> {
+fn required_string(
+    map: &Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<String, DescriptorError> {
     match non_null(map.get(key)) {
         None => Err(DescriptorError::new(field, "is missing")),
-        Some(Value::String(s)) if s.trim().is_empty() => Err(DescriptorError::new(field, "is empty")),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            Err(DescriptorError::new(field, "is empty"))
+        }
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(DescriptorError::new(field, "is not a string")),
     }
 }
 
-fn optional_string(map: &Map<String, Value>, key: &str, field: &str) -> Result<Option<String>, DescriptorError> {
+fn optional_string(
+    map: &Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<Option<String>, DescriptorError> {
     match non_null(map.get(key)) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -316,11 +386,17 @@ fn optional_string(map: &Map<String, Value>, key: &str, field: &str) -> Result<O
     }
 }
 
-fn string_map(map: &Map<String, Value>, key: &str, field: &str) -> Result<Vec<Pair>, DescriptorError> {
+fn string_map(
+    map: &Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<Vec<Pair>, DescriptorError> {
     let Some(value) = non_null(map.get(key)) else {
         return Ok(Vec::new());
     };
-    let object = value.as_object().ok_or_else(|| DescriptorError::new(field, "is not a mapping"))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| DescriptorError::new(field, "is not a mapping"))?;
     object
         .iter()
         .map(|(k, v)| {
@@ -328,9 +404,17 @@ fn string_map(map: &Map<String, Value>, key: &str, field: &str) -> Result<Vec<Pa
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
-                _ => return Err(DescriptorError::new(format!("{field}.{k}"), "is not a string")),
+                _ => {
+                    return Err(DescriptorError::new(
+                        format!("{field}.{k}"),
+                        "is not a string",
+                    ))
+                }
             };
-            Ok(Pair { key: k.clone(), value })
+            Ok(Pair {
+                key: k.clone(),
+                value,
+            })
         })
         .collect()
 }
@@ -360,15 +444,20 @@ mod tests {
         });
         let entity = Entity::from_descriptor(&descriptor).unwrap();
         assert_eq!(entity.reference(), "Component:shop/payments");
-        assert_eq!(entity.annotation("github.com/project-slug"), Some("acme/payments"));
+        assert_eq!(
+            entity.annotation("github.com/project-slug"),
+            Some("acme/payments")
+        );
         assert_eq!(entity.spec()["owner"], "team-a");
         assert_eq!(entity.to_descriptor(), descriptor);
     }
 
     #[test]
     fn descriptor_errors_name_the_field() {
-        let err = Entity::from_descriptor(&json!({"apiVersion": "v1", "kind": "Component", "metadata": {}}))
-            .unwrap_err();
+        let err = Entity::from_descriptor(
+            &json!({"apiVersion": "v1", "kind": "Component", "metadata": {}}),
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "`metadata.name` is missing");
         let err = Entity::from_descriptor(&json!({
             "apiVersion": "v1", "kind": "Component", "metadata": {"name": "a", "tags": ["x", 3]}

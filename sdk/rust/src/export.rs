@@ -18,7 +18,7 @@
 #[macro_export]
 macro_rules! export {
     (CatalogSource for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/catalog-source@0.1.0", source,
+        $crate::__export_world!("portolan:plugin/catalog-source@0.1.0", source, {
             fn describe() -> wit::SourceInfo {
                 let info = <$t as $crate::CatalogSource>::describe();
                 wit::SourceInfo {
@@ -27,27 +27,31 @@ macro_rules! export {
                 }
             }
 
-            fn sync(request: wit::SyncRequest) -> ::core::result::Result<wit::SyncPage, wit::Error> {
+            fn sync(
+                request: wit::SyncRequest,
+            ) -> ::core::result::Result<wit::SyncPage, wit::Error> {
                 use $crate::source::{Error, SyncRequest};
-                <$t as $crate::CatalogSource>::sync(SyncRequest { cursor: request.cursor })
-                    .map(|page| wit::SyncPage {
-                        entities: page.entities,
-                        next_cursor: page.next_cursor,
-                        total_hint: page.total_hint,
-                    })
-                    .map_err(|error| match error {
-                        Error::Unreachable(m) => wit::Error::Unreachable(m),
-                        Error::Unauthorized(m) => wit::Error::Unauthorized(m),
-                        Error::InvalidData(m) => wit::Error::InvalidData(m),
-                        Error::Misconfigured(m) => wit::Error::Misconfigured(m),
-                        Error::Other(m) => wit::Error::Other(m),
-                    })
+                <$t as $crate::CatalogSource>::sync(SyncRequest {
+                    cursor: request.cursor,
+                })
+                .map(|page| wit::SyncPage {
+                    entities: page.entities,
+                    next_cursor: page.next_cursor,
+                    total_hint: page.total_hint,
+                })
+                .map_err(|error| match error {
+                    Error::Unreachable(m) => wit::Error::Unreachable(m),
+                    Error::Unauthorized(m) => wit::Error::Unauthorized(m),
+                    Error::InvalidData(m) => wit::Error::InvalidData(m),
+                    Error::Misconfigured(m) => wit::Error::Misconfigured(m),
+                    Error::Other(m) => wit::Error::Other(m),
+                })
             }
-        );
+        });
     };
 
     (ScaffoldGenerator for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/scaffold-generator@0.1.0", generator,
+        $crate::__export_world!("portolan:plugin/scaffold-generator@0.1.0", generator, {
             fn describe() -> wit::GeneratorInfo {
                 let info = <$t as $crate::ScaffoldGenerator>::describe();
                 wit::GeneratorInfo {
@@ -57,7 +61,9 @@ macro_rules! export {
                 }
             }
 
-            fn generate(parameters: ::std::string::String) -> ::core::result::Result<wit::Output, wit::Error> {
+            fn generate(
+                parameters: ::std::string::String,
+            ) -> ::core::result::Result<wit::Output, wit::Error> {
                 use $crate::scaffold::Error;
                 let parameters = $crate::__private::parse_json(&parameters)
                     .map_err(|e| wit::Error::InvalidParameter((::std::string::String::new(), e)))?;
@@ -66,22 +72,28 @@ macro_rules! export {
                         files: output
                             .files
                             .into_iter()
-                            .map(|f| wit::File { path: f.path, content: f.content, executable: f.executable })
+                            .map(|f| wit::File {
+                                path: f.path,
+                                content: f.content,
+                                executable: f.executable,
+                            })
                             .collect(),
                         entity: output.entity,
                         links: output.links,
                         messages: output.messages,
                     })
                     .map_err(|error| match error {
-                        Error::InvalidParameter { pointer, reason } => wit::Error::InvalidParameter((pointer, reason)),
+                        Error::InvalidParameter { pointer, reason } => {
+                            wit::Error::InvalidParameter((pointer, reason))
+                        }
                         Error::Other(m) => wit::Error::Other(m),
                     })
             }
-        );
+        });
     };
 
     (Action for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/action@0.1.0", operation,
+        $crate::__export_world!("portolan:plugin/action@0.1.0", operation, {
             fn describe() -> wit::ActionInfo {
                 let info = <$t as $crate::Action>::describe();
                 wit::ActionInfo {
@@ -91,24 +103,35 @@ macro_rules! export {
                 }
             }
 
-            fn run(invocation: wit::Invocation) -> ::core::result::Result<wit::Outcome, wit::Error> {
+            fn run(
+                invocation: wit::Invocation,
+            ) -> ::core::result::Result<wit::Outcome, wit::Error> {
                 use $crate::action::{Error, Invocation};
                 let input = $crate::__private::parse_json(&invocation.input)
                     .map_err(|e| wit::Error::InvalidInput((::std::string::String::new(), e)))?;
-                let invocation = Invocation { run_id: invocation.run_id, input, entity: invocation.entity };
+                let invocation = Invocation {
+                    run_id: invocation.run_id,
+                    input,
+                    entity: invocation.entity,
+                };
                 <$t as $crate::Action>::run(invocation)
-                    .map(|outcome| wit::Outcome { output: outcome.output.to_string(), links: outcome.links })
+                    .map(|outcome| wit::Outcome {
+                        output: outcome.output.to_string(),
+                        links: outcome.links,
+                    })
                     .map_err(|error| match error {
-                        Error::InvalidInput { pointer, reason } => wit::Error::InvalidInput((pointer, reason)),
+                        Error::InvalidInput { pointer, reason } => {
+                            wit::Error::InvalidInput((pointer, reason))
+                        }
                         Error::Failed(m) => wit::Error::Failed(m),
                         Error::Other(m) => wit::Error::Other(m),
                     })
             }
-        );
+        });
     };
 
     (ScorecardCheck for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/scorecard-check@0.1.0", check,
+        $crate::__export_world!("portolan:plugin/scorecard-check@0.1.0", check, {
             fn describe() -> wit::CheckInfo {
                 let info = <$t as $crate::ScorecardCheck>::describe();
                 wit::CheckInfo {
@@ -141,11 +164,13 @@ macro_rules! export {
                             .collect()
                     })
                     .map_err(|error| match error {
-                        Error::InvalidParameter { pointer, reason } => wit::Error::InvalidParameter((pointer, reason)),
+                        Error::InvalidParameter { pointer, reason } => {
+                            wit::Error::InvalidParameter((pointer, reason))
+                        }
                         Error::Other(m) => wit::Error::Other(m),
                     })
             }
-        );
+        });
     };
 
     ($role:ident for $t:ty) => {
@@ -163,7 +188,7 @@ macro_rules! export {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_world {
-    ($world:tt, $iface:ident, $($guest:tt)*) => {
+    ($world:tt, $iface:ident, { $($guest:tt)* }) => {
         #[doc(hidden)]
         #[allow(dead_code, unused, missing_docs, clippy::all, unsafe_op_in_unsafe_fn)]
         mod __portolan_world {

@@ -62,7 +62,10 @@ impl fmt::Display for SecretError {
             SecretError::NotGranted(name) => {
                 write!(f, "secret `{name}` is not granted to this plugin (add it to `secrets` in the sidecar)")
             }
-            SecretError::NotSet(name) => write!(f, "secret `{name}` is granted but the host has no value for it"),
+            SecretError::NotSet(name) => write!(
+                f,
+                "secret `{name}` is granted but the host has no value for it"
+            ),
             SecretError::Other(message) => write!(f, "secret lookup failed: {message}"),
         }
     }

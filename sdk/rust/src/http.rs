@@ -28,7 +28,11 @@ pub use crate::__private::bindings::wasi::http::types::ErrorCode;
 
 /// Sent unless the request sets its own: some APIs (GitHub's among them)
 /// refuse requests without a user agent.
-const USER_AGENT: &str = concat!("portolan-plugin (portolan-sdk/", env!("CARGO_PKG_VERSION"), ")");
+const USER_AGENT: &str = concat!(
+    "portolan-plugin (portolan-sdk/",
+    env!("CARGO_PKG_VERSION"),
+    ")"
+);
 
 /// The largest chunk `output-stream.blocking-write-and-flush` accepts.
 const WRITE_CHUNK: usize = 4096;
@@ -82,7 +86,13 @@ pub struct Request {
 impl Request {
     /// A request with no headers and no body.
     pub fn new(method: Method, url: impl Into<String>) -> Self {
-        Request { method, url: url.into(), headers: Vec::new(), body: Vec::new(), timeout: None }
+        Request {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            timeout: None,
+        }
     }
 
     /// Adds a header (repeat the call for a repeated header).
@@ -104,7 +114,8 @@ impl Request {
 
     /// Sets a JSON body and `content-type: application/json`.
     pub fn json(self, value: &serde_json::Value) -> Self {
-        self.header("content-type", "application/json").body(value.to_string())
+        self.header("content-type", "application/json")
+            .body(value.to_string())
     }
 
     /// Bounds connecting, waiting for the first byte and waiting between
@@ -123,8 +134,23 @@ impl Request {
         let display = target.display();
 
         let mut headers = self.headers;
-        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("user-agent")) {
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("user-agent"))
+        {
             headers.push(("user-agent".to_owned(), USER_AGENT.as_bytes().to_vec()));
+        }
+        // The whole body is known up front: say how long it is rather than
+        // have it sent chunked, which some webhook receivers do not read.
+        if !self.body.is_empty()
+            && !headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        {
+            headers.push((
+                "content-length".to_owned(),
+                self.body.len().to_string().into_bytes(),
+            ));
         }
         let fields = Fields::from_list(&headers).map_err(|e| Error::InvalidRequest {
             url: display.clone(),
@@ -132,11 +158,22 @@ impl Request {
         })?;
 
         let request = OutgoingRequest::new(fields);
-        let invalid = |what: &str| Error::InvalidRequest { url: display.clone(), reason: format!("invalid {what}") };
-        request.set_method(&self.method.to_wasi()).map_err(|()| invalid("method"))?;
-        request.set_scheme(Some(&target.scheme)).map_err(|()| invalid("scheme"))?;
-        request.set_authority(Some(&target.authority)).map_err(|()| invalid("host"))?;
-        request.set_path_with_query(Some(&target.path_with_query)).map_err(|()| invalid("path"))?;
+        let invalid = |what: &str| Error::InvalidRequest {
+            url: display.clone(),
+            reason: format!("invalid {what}"),
+        };
+        request
+            .set_method(&self.method.to_wasi())
+            .map_err(|()| invalid("method"))?;
+        request
+            .set_scheme(Some(&target.scheme))
+            .map_err(|()| invalid("scheme"))?;
+        request
+            .set_authority(Some(&target.authority))
+            .map_err(|()| invalid("host"))?;
+        request
+            .set_path_with_query(Some(&target.path_with_query))
+            .map_err(|()| invalid("path"))?;
 
         let options = self.timeout.map(|timeout| {
             let options = RequestOptions::new();
@@ -151,19 +188,31 @@ impl Request {
         let body = request.body().map_err(|()| invalid("body"))?;
         // Hand the request over before writing the body so that a denied
         // host fails here, before any byte is written.
-        let pending = outgoing_handler::handle(request, options)
-            .map_err(|code| Error::Http { url: display.clone(), code })?;
+        let pending = outgoing_handler::handle(request, options).map_err(|code| Error::Http {
+            url: display.clone(),
+            code,
+        })?;
         {
             let stream = body.write().map_err(|()| invalid("body"))?;
             for chunk in self.body.chunks(WRITE_CHUNK) {
-                stream.blocking_write_and_flush(chunk).map_err(|e| Error::Body {
-                    url: display.clone(),
-                    message: stream_error_text(e),
-                })?;
+                if let Err(e) = stream.blocking_write_and_flush(chunk) {
+                    // A host that refuses the request after accepting it
+                    // closes the body; its reason is the better error.
+                    if let Some(Ok(Err(code))) = pending.get() {
+                        return Err(Error::Http { url: display, code });
+                    }
+                    return Err(Error::Body {
+                        url: display,
+                        message: stream_error_text(e),
+                    });
+                }
             }
             // The stream must be dropped before its body is finished.
         }
-        OutgoingBody::finish(body, None).map_err(|code| Error::Http { url: display.clone(), code })?;
+        OutgoingBody::finish(body, None).map_err(|code| Error::Http {
+            url: display.clone(),
+            code,
+        })?;
 
         let response = loop {
             match pending.get() {
@@ -175,7 +224,10 @@ impl Request {
             Ok(Ok(response)) => response,
             Ok(Err(code)) => return Err(Error::Http { url: display, code }),
             Err(()) => {
-                return Err(Error::Body { url: display, message: "response was already taken".into() })
+                return Err(Error::Body {
+                    url: display,
+                    message: "response was already taken".into(),
+                })
             }
         };
 
@@ -195,13 +247,22 @@ impl Request {
                 match stream.blocking_read(READ_CHUNK) {
                     Ok(chunk) => bytes.extend_from_slice(&chunk),
                     Err(StreamError::Closed) => break,
-                    Err(e) => return Err(Error::Body { url: display, message: stream_error_text(e) }),
+                    Err(e) => {
+                        return Err(Error::Body {
+                            url: display,
+                            message: stream_error_text(e),
+                        })
+                    }
                 }
             }
         }
         // Trailers are not offered; finishing only releases the body.
         drop(IncomingBody::finish(incoming));
-        Ok(Response { status, headers, body: bytes })
+        Ok(Response {
+            status,
+            headers,
+            body: bytes,
+        })
     }
 }
 
@@ -288,13 +349,20 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::InvalidRequest { url, reason } => write!(f, "request to {url}: {reason}"),
-            Error::Http { url, code: ErrorCode::HttpRequestDenied } => write!(
+            Error::Http {
+                url,
+                code: ErrorCode::HttpRequestDenied,
+            } => write!(
                 f,
                 "request to {url} denied by the host (wasi:http error-code http-request-denied): \
                  its host is not on this plugin's [http] allow list"
             ),
             Error::Http { url, code } => {
-                write!(f, "request to {url} failed (wasi:http error-code {})", error_code_text(code))
+                write!(
+                    f,
+                    "request to {url} failed (wasi:http error-code {})",
+                    error_code_text(code)
+                )
             }
             Error::Body { url, message } => write!(f, "request to {url}: body: {message}"),
         }
@@ -309,7 +377,9 @@ fn error_code_text(code: &ErrorCode) -> String {
     // The generated Debug reads `ErrorCode::DnsError(DnsErrorPayload { .. })`.
     let debug = format!("{code:?}");
     let debug = debug.strip_prefix("ErrorCode::").unwrap_or(&debug);
-    let split = debug.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(debug.len());
+    let split = debug
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(debug.len());
     let (variant, payload) = debug.split_at(split);
     let mut name = String::new();
     for (i, c) in variant.chars().enumerate() {
@@ -361,7 +431,9 @@ impl Target {
             url: url.split(['?', '#']).next().unwrap_or(url).to_owned(),
             reason: reason.to_owned(),
         };
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| invalid("not an absolute URL"))?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| invalid("not an absolute URL"))?;
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "http" => Scheme::Http,
             "https" => Scheme::Https,
@@ -374,14 +446,20 @@ impl Target {
             return Err(invalid("the URL has no host"));
         }
         if authority.contains('@') {
-            return Err(invalid("credentials in the URL are not supported; use a header"));
+            return Err(invalid(
+                "credentials in the URL are not supported; use a header",
+            ));
         }
         let path_with_query = match path {
             "" => "/".to_owned(),
             p if p.starts_with('?') => format!("/{p}"),
             p => p.to_owned(),
         };
-        Ok(Target { scheme, authority: authority.to_owned(), path_with_query })
+        Ok(Target {
+            scheme,
+            authority: authority.to_owned(),
+            path_with_query,
+        })
     }
 
     /// The URL for messages: without the query, which may carry tokens.
@@ -416,12 +494,21 @@ mod tests {
 
     #[test]
     fn denied_requests_say_what_to_grant() {
-        let err = Error::Http { url: "https://evil.example/".into(), code: ErrorCode::HttpRequestDenied };
+        let err = Error::Http {
+            url: "https://evil.example/".into(),
+            code: ErrorCode::HttpRequestDenied,
+        };
         assert!(err.is_denied());
         let text = err.to_string();
         assert!(text.contains("http-request-denied"), "{text}");
         assert!(text.contains("allow list"), "{text}");
-        let err = Error::Http { url: "http://h/".into(), code: ErrorCode::ConnectionRefused };
-        assert_eq!(err.to_string(), "request to http://h/ failed (wasi:http error-code connection-refused)");
+        let err = Error::Http {
+            url: "http://h/".into(),
+            code: ErrorCode::ConnectionRefused,
+        };
+        assert_eq!(
+            err.to_string(),
+            "request to http://h/ failed (wasi:http error-code connection-refused)"
+        );
     }
 }

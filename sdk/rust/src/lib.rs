@@ -4,10 +4,10 @@
 //! This crate turns a role into a plain Rust trait, so that a plugin is a
 //! type, one `impl` and one [`export!`] line:
 //!
-//! ```ignore
+//! ```no_run
 //! use portolan_sdk::check::{CheckInfo, Error, Outcome};
+//! use portolan_sdk::serde_json::{json, Value};
 //! use portolan_sdk::{about, Entity, ScorecardCheck};
-//! use serde_json::{json, Value};
 //!
 //! struct HasDescription;
 //!
@@ -104,8 +104,8 @@ pub use serde_json;
 /// Everything a plugin usually needs, for `use portolan_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        about, export, log, secret, setting, settings, About, Action, CatalogSource, Entity,
-        Level, Link, Pair, Relation, ScaffoldGenerator, ScorecardCheck,
+        about, export, log, secret, setting, settings, About, Action, CatalogSource, Entity, Level,
+        Link, Pair, Relation, ScaffoldGenerator, ScorecardCheck,
     };
     pub use serde_json::{json, Value};
 }

@@ -36,7 +36,11 @@ pub struct GeneratorInfo {
 impl GeneratorInfo {
     /// A generator with no tags.
     pub fn new(about: About, parameters_schema: Value) -> Self {
-        GeneratorInfo { about, tags: Vec::new(), parameters_schema }
+        GeneratorInfo {
+            about,
+            tags: Vec::new(),
+            parameters_schema,
+        }
     }
 
     /// Sets the tags.
@@ -60,12 +64,20 @@ pub struct File {
 impl File {
     /// A regular file.
     pub fn new(path: impl Into<String>, content: impl Into<Vec<u8>>) -> Self {
-        File { path: path.into(), content: content.into(), executable: false }
+        File {
+            path: path.into(),
+            content: content.into(),
+            executable: false,
+        }
     }
 
     /// An executable file (a script).
     pub fn executable(path: impl Into<String>, content: impl Into<Vec<u8>>) -> Self {
-        File { path: path.into(), content: content.into(), executable: true }
+        File {
+            path: path.into(),
+            content: content.into(),
+            executable: true,
+        }
     }
 }
 
@@ -99,14 +111,19 @@ pub enum Error {
 impl Error {
     /// An [`Error::InvalidParameter`].
     pub fn invalid_parameter(pointer: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidParameter { pointer: pointer.into(), reason: reason.into() }
+        Error::InvalidParameter {
+            pointer: pointer.into(),
+            reason: reason.into(),
+        }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidParameter { pointer, reason } => write!(f, "parameter {pointer}: {reason}"),
+            Error::InvalidParameter { pointer, reason } => {
+                write!(f, "parameter {pointer}: {reason}")
+            }
             Error::Other(message) => f.write_str(message),
         }
     }

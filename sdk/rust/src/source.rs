@@ -33,7 +33,10 @@ pub struct SourceInfo {
 impl SourceInfo {
     /// A source that takes no settings.
     pub fn new(about: About) -> Self {
-        SourceInfo { about, settings_schema: None }
+        SourceInfo {
+            about,
+            settings_schema: None,
+        }
     }
 
     /// Sets the JSON Schema of the source's `[settings]`.
@@ -67,7 +70,11 @@ impl SyncPage {
     /// count as the total.
     pub fn last(entities: Vec<Entity>) -> Self {
         let total_hint = Some(entities.len() as u64);
-        SyncPage { entities, next_cursor: None, total_hint }
+        SyncPage {
+            entities,
+            next_cursor: None,
+            total_hint,
+        }
     }
 }
 
