@@ -10,6 +10,7 @@ pub mod check {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "portolan:plugin/scorecard-check",
+        require_store_data_send: true,
         with: {
             "wasi": wasmtime_wasi::p2::bindings,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
@@ -22,6 +23,7 @@ pub mod source {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "portolan:plugin/catalog-source",
+        require_store_data_send: true,
         with: {
             "portolan:plugin/types": crate::bindings::check::portolan::plugin::types,
             "portolan:plugin/host": crate::bindings::check::portolan::plugin::host,
@@ -36,6 +38,7 @@ pub mod generator {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "portolan:plugin/scaffold-generator",
+        require_store_data_send: true,
         with: {
             "portolan:plugin/types": crate::bindings::check::portolan::plugin::types,
             "portolan:plugin/host": crate::bindings::check::portolan::plugin::host,
@@ -50,6 +53,7 @@ pub mod action {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "portolan:plugin/action",
+        require_store_data_send: true,
         with: {
             "portolan:plugin/types": crate::bindings::check::portolan::plugin::types,
             "portolan:plugin/host": crate::bindings::check::portolan::plugin::host,

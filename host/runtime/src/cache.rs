@@ -59,7 +59,7 @@ pub fn component(runtime: &Runtime, bytes: &[u8], hash: &str) -> Result<(Compone
     Ok((component, Origin::Compiled))
 }
 
-fn store(dir: &Path, runtime: &Runtime, hash: &str, component: &Component) -> anyhow::Result<()> {
+fn store(dir: &Path, runtime: &Runtime, hash: &str, component: &Component) -> wasmtime::Result<()> {
     std::fs::create_dir_all(dir)?;
     let bytes = component.serialize()?;
     let path = entry_path(dir, runtime, hash);

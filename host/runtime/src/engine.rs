@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use wasmtime::error::Context as _;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -88,7 +88,7 @@ impl std::fmt::Debug for Runtime {
 
 impl Runtime {
     /// Builds the engine and linker and starts the epoch ticker.
-    pub fn new(config: RuntimeConfig) -> anyhow::Result<Runtime> {
+    pub fn new(config: RuntimeConfig) -> wasmtime::Result<Runtime> {
         let engine = Engine::new(&engine_config(&config)).context("creating the wasm engine")?;
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).context("linking WASI")?;
@@ -110,7 +110,7 @@ impl Runtime {
             format!("{:016x}", h.finish())
         };
 
-        start_epoch_ticker(&engine);
+        start_epoch_ticker(&engine).context("starting the epoch ticker thread")?;
         let secrets = Arc::new(config.secrets.clone());
         Ok(Runtime {
             inner: Arc::new(Inner {
@@ -183,7 +183,7 @@ fn engine_config(config: &RuntimeConfig) -> Config {
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is
 /// dropped. A thread rather than a tokio task: deadlines must hold even when
 /// the async runtime is starved.
-fn start_epoch_ticker(engine: &Engine) {
+fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("portolan-epoch".into())
@@ -194,5 +194,5 @@ fn start_epoch_ticker(engine: &Engine) {
                 None => break,
             }
         })
-        .expect("spawning the epoch ticker thread");
+        .map(drop)
 }

@@ -1,6 +1,7 @@
 //! Outbound HTTP: the allowlist a plugin's sidecar grants, enforced on every
 //! `wasi:http` request before any connection is made.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -134,7 +135,7 @@ impl WasiHttpHooks for OutboundHooks {
         fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<
         dyn Future<
-                Output = Result<(
+                Output = wasmtime_wasi_http::Result<(
                     http::Response<WasiBody>,
                     Box<dyn Future<Output = Result<(), HttpError>> + Send>,
                 )>,

@@ -66,6 +66,7 @@ pub struct DirFile {
 
 /// Limits of one call, resolved against the host's defaults and bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Limits {
     pub timeout_ms: u64,
     pub memory_bytes: u64,
@@ -83,6 +84,7 @@ pub struct DirGrant {
 /// Everything one plugin is granted, validated and ready to build a sandbox
 /// from.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Grants {
     pub limits: Limits,
     pub http_allow: Allowlist,

@@ -1,1 +1,24 @@
-//! placeholder
+//! The Portolan portal: configuration, HTTP API, CLI and wiring.
+//!
+//! A tour of the modules:
+//!
+//! - [`config`]: the typed configuration (file, `PORTOLAN_*` environment,
+//!   flags), validated with every problem reported at once.
+//! - [`app`]: the shared state and the `run(listener, config, shutdown)`
+//!   entry point used by `portolan serve` and by the end-to-end tests.
+//! - [`api`]: the routes under `/api/v1` plus health, readiness and metrics.
+//! - [`error`]: the API's error type (`application/problem+json`) and the
+//!   extractors that turn malformed input into it.
+//! - [`auth`]: bearer tokens with roles.
+//! - [`metrics`]: Prometheus text metrics.
+//! - [`openapi`]: the OpenAPI document served at `/api/openapi.json`.
+//! - [`cli`]: the `portolan` command line.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
