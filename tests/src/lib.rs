@@ -1,1 +1,201 @@
+//! Harness for Portolan's end-to-end tests: builds the guest fixtures from
+//! source, starts the real server on `127.0.0.1:0`, and talks to it over HTTP.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use portolan::app::AppState;
+use portolan::config::{Config, RuntimeSettings};
+use tempfile::TempDir;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Builds (once per test process) the shipped plugins and the fixtures with
+/// `scripts/build-plugins.sh --fixtures`, and returns the path of the
+/// component `name` from `target/plugins/` or `target/fixtures/`.
+pub fn component(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let out = std::process::Command::new(root().join("scripts/build-plugins.sh"))
+            .arg("--fixtures")
+            .output()
+            .map_err(|e| format!("cannot run build-plugins.sh: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "build-plugins.sh failed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = built {
+        panic!("{e}");
+    }
+    for dir in ["target/plugins", "target/fixtures"] {
+        let p = root().join(dir).join(format!("{name}.wasm"));
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("no component named {name} was built");
+}
+
+/// A running portal for one test.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub dir: TempDir,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// How to start a [`TestServer`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Database URL; default: SQLite in the test's data dir.
+    pub database_url: Option<String>,
+    pub anonymous_read: bool,
+    pub secrets: HashMap<String, String>,
+}
+
+impl TestServer {
+    pub async fn start(opts: Options) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            plugins_dir: dir.path().join("plugins"),
+            database_url: opts
+                .database_url
+                .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("portolan.db").display())),
+            data_dir,
+            anonymous_read: opts.anonymous_read,
+            runtime: RuntimeSettings {
+                default_timeout_ms: 5_000,
+                default_memory_mb: 64,
+                fuel: false,
+                max_concurrent_calls: 16,
+            },
+            secrets: opts.secrets,
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = portolan::app::build(config).await.expect("server state");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(portolan::app::serve(listener, state.clone(), async move {
+            let _ = rx.await;
+        }));
+        let server = TestServer {
+            addr,
+            state,
+            dir,
+            http: reqwest::Client::new(),
+            stop: Some(tx),
+            task: Some(task),
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.state.config.plugins_dir.clone()
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.http.get(self.url("/readyz")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "server never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Creates a token with `role` straight in the store.
+    pub async fn token(&self, role: portolan_store::Role) -> String {
+        self.state.store.create_token(role, "test").await.unwrap().secret
+    }
+
+    /// Installs a component into the plugins folder under `id` the way an
+    /// operator would: write a temporary file, then rename it into place.
+    pub fn install(&self, component: &Path, id: &str) {
+        let dst = self.plugins_dir().join(format!("{id}.wasm"));
+        let tmp = self.plugins_dir().join(format!(".{id}.partial"));
+        std::fs::copy(component, &tmp).unwrap();
+        std::fs::rename(&tmp, &dst).unwrap();
+    }
+
+    /// GETs `path` with `token`, returning status and JSON body.
+    pub async fn get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Polls `GET /api/v1/plugins/{id}` until `pred` holds or `within` passes.
+    pub async fn wait_plugin(
+        &self,
+        id: &str,
+        token: &str,
+        within: Duration,
+        pred: impl Fn(u16, &serde_json::Value) -> bool,
+    ) -> Option<(Duration, serde_json::Value)> {
+        let started = Instant::now();
+        loop {
+            let (status, body) = self.get(&format!("/api/v1/plugins/{id}"), token).await;
+            if pred(status, &body) {
+                return Some((started.elapsed(), body));
+            }
+            if started.elapsed() > within {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// One small Backstage-shaped entity for check calls.
+pub fn entity(name: &str) -> portolan_runtime::model::Entity {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": "Component",
+        "metadata": {"name": name, "description": "a test service"},
+        "spec": {"type": "service", "owner": "team-a", "lifecycle": "production"}
+    }))
+    .unwrap()
+}

@@ -1,0 +1,146 @@
+//! Drop-in install: the running host follows its plugins folder.
+
+use std::time::Duration;
+
+use portolan_e2e::{component, TestServer};
+use portolan_store::Role;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_plugin_is_listed_replaced_and_unloaded() {
+    let server = TestServer::start(Default::default()).await;
+    let token = server.token(Role::Viewer).await;
+
+    // Install: listed as ready within 1 s.
+    server.install(&component("hostile-check"), "probe");
+    let (took, body) = server
+        .wait_plugin("probe", &token, Duration::from_secs(5), |s, b| {
+            s == 200 && b["status"] == "ready"
+        })
+        .await
+        .expect("the dropped plugin was never listed as ready");
+    assert!(took <= Duration::from_secs(1), "took {took:?} to pick up the plugin");
+    assert_eq!(body["role"], "scorecard-check");
+    assert_eq!(body["version"], "0.0.1");
+    let first_hash = body["hash"].as_str().unwrap().to_owned();
+
+    // It is in the list too.
+    let (status, list) = server.get("/api/v1/plugins", &token).await;
+    assert_eq!(status, 200);
+    assert!(list["items"].as_array().unwrap().iter().any(|p| p["id"] == "probe"));
+
+    // Replace the file: the new version is served.
+    server.install(&component("echo-check"), "probe");
+    let (took, body) = server
+        .wait_plugin("probe", &token, Duration::from_secs(5), |_, b| b["version"] == "2.0.0")
+        .await
+        .expect("the replaced plugin never showed its new version");
+    assert!(took <= Duration::from_secs(1), "took {took:?} to swap the plugin");
+    assert_ne!(body["hash"].as_str().unwrap(), first_hash);
+    let plugin = server.state.registry.plugin("probe").unwrap();
+    let report = tokio::task::spawn_blocking(move || {
+        plugin.evaluate(&serde_json::json!({}), &[portolan_e2e::entity("svc")])
+    })
+    .await
+    .unwrap();
+    let outcomes = report.result.expect("the new version answers");
+    assert_eq!(outcomes[0].message.as_deref(), Some("Component:default/svc"));
+
+    // Delete it: unloaded.
+    std::fs::remove_file(server.plugins_dir().join("probe.wasm")).unwrap();
+    let (took, body) = server
+        .wait_plugin("probe", &token, Duration::from_secs(5), |s, _| s == 404)
+        .await
+        .expect("the deleted plugin was never unloaded");
+    assert!(took <= Duration::from_secs(1), "took {took:?} to unload");
+    assert_eq!(body["status"], 404);
+    assert!(server.state.registry.plugin("probe").is_none());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_wasm_is_listed_as_failed_and_the_host_serves_on() {
+    let server = TestServer::start(Default::default()).await;
+    let token = server.token(Role::Viewer).await;
+    server.install(&component("required-fields"), "good");
+    std::fs::write(server.plugins_dir().join("junk.wasm"), b"\0asm this is not a component").unwrap();
+    // A core module that is valid wasm but no component.
+    std::fs::write(
+        server.plugins_dir().join("core-module.wasm"),
+        [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    )
+    .unwrap();
+
+    let (_, junk) = server
+        .wait_plugin("junk", &token, Duration::from_secs(5), |_, b| b["status"] == "failed")
+        .await
+        .expect("the garbage file was never listed as failed");
+    let reason = junk["error"].as_str().unwrap();
+    assert!(reason.contains("not a valid WebAssembly component"), "{reason}");
+    let (_, core) = server
+        .wait_plugin("core-module", &token, Duration::from_secs(5), |_, b| b["status"] == "failed")
+        .await
+        .expect("the core module was never listed as failed");
+    assert!(core["error"].as_str().unwrap().contains("component"), "{core}");
+
+    let (_, good) = server
+        .wait_plugin("good", &token, Duration::from_secs(5), |_, b| b["status"] == "ready")
+        .await
+        .expect("the good plugin loads beside the bad ones");
+    assert_eq!(good["role"], "scorecard-check");
+    let (status, failed) = server.get("/api/v1/plugins?status=failed", &token).await;
+    assert_eq!(status, 200);
+    assert_eq!(failed["total"], 2);
+    let (status, _) = server.get("/healthz", &token).await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sidecar_fails_the_plugin_with_every_problem_named() {
+    let server = TestServer::start(Default::default()).await;
+    let token = server.token(Role::Viewer).await;
+    std::fs::write(
+        server.plugins_dir().join("strict.toml"),
+        "[limits]\ntimeout_ms = 0\n[http]\nallow = [\"https://example.com/x\"]\n",
+    )
+    .unwrap();
+    server.install(&component("required-fields"), "strict");
+    let (_, body) = server
+        .wait_plugin("strict", &token, Duration::from_secs(5), |_, b| b["status"] == "failed")
+        .await
+        .expect("a plugin with a bad sidecar must be listed as failed");
+    let err = body["error"].as_str().unwrap();
+    assert!(err.contains("limits.timeout_ms") && err.contains("http.allow[0]"), "{err}");
+
+    // Fixing the sidecar alone reloads the plugin.
+    std::fs::write(server.plugins_dir().join("strict.toml"), "[limits]\ntimeout_ms = 2000\n").unwrap();
+    let (_, body) = server
+        .wait_plugin("strict", &token, Duration::from_secs(5), |_, b| b["status"] == "ready")
+        .await
+        .expect("fixing the sidecar reloads the plugin");
+    assert_eq!(body["grants"]["limits"]["timeoutMs"], 2000);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_loads_compiled_code_from_the_disk_cache() {
+    let server = TestServer::start(Default::default()).await;
+    let token = server.token(Role::Viewer).await;
+    server.install(&component("service-template"), "tmpl");
+    let (_, body) = server
+        .wait_plugin("tmpl", &token, Duration::from_secs(5), |_, b| b["status"] == "ready")
+        .await
+        .unwrap();
+    assert_eq!(body["origin"], "compiled");
+
+    // A second registry over the same folder and cache, as after a restart.
+    let registry = portolan_runtime::Registry::new(
+        server.state.registry.runtime().clone(),
+        server.plugins_dir(),
+    );
+    registry.scan().await;
+    let entry = registry.get("tmpl").unwrap();
+    assert_eq!(entry.status, portolan_runtime::PluginStatus::Ready);
+    assert_eq!(entry.origin, Some(portolan_runtime::cache::Origin::Cache));
+    server.stop().await;
+}
