@@ -132,7 +132,12 @@ impl TestServer {
 
     /// Creates a token with `role` straight in the store.
     pub async fn token(&self, role: portolan_store::Role) -> String {
-        self.state.store.create_token(role, "test").await.unwrap().secret
+        self.state
+            .store
+            .create_token(role, "test")
+            .await
+            .unwrap()
+            .secret
     }
 
     /// Installs a component into the plugins folder under `id` the way an

@@ -20,7 +20,10 @@ async fn hello_server() -> u16 {
     port
 }
 
-async fn evaluate(plugin: &Arc<Plugin>, params: serde_json::Value) -> CallReport<Vec<portolan_runtime::model::CheckOutcome>> {
+async fn evaluate(
+    plugin: &Arc<Plugin>,
+    params: serde_json::Value,
+) -> CallReport<Vec<portolan_runtime::model::CheckOutcome>> {
     let plugin = plugin.clone();
     tokio::task::spawn_blocking(move || plugin.evaluate(&params, &[entity("svc")]))
         .await
@@ -52,7 +55,10 @@ async fn setup() -> Setup {
     .unwrap();
     std::fs::write(
         dir.join("granted.toml"),
-        format!("[[dirs]]\nhost = {:?}\nguest = \"/shared\"\n", shared.display().to_string()),
+        format!(
+            "[[dirs]]\nhost = {:?}\nguest = \"/shared\"\n",
+            shared.display().to_string()
+        ),
     )
     .unwrap();
     server.install(&component("hostile-check"), "hostile");
@@ -61,7 +67,9 @@ async fn setup() -> Setup {
     let token = server.token(Role::Viewer).await;
     for id in ["hostile", "granted", "good"] {
         server
-            .wait_plugin(id, &token, Duration::from_secs(10), |_, b| b["status"] == "ready")
+            .wait_plugin(id, &token, Duration::from_secs(10), |_, b| {
+                b["status"] == "ready"
+            })
             .await
             .unwrap_or_else(|| panic!("{id} did not load"));
     }
@@ -107,14 +115,22 @@ async fn misbehaving_plugins_fail_only_their_own_call() {
     assert!(!looping.is_finished(), "the loop should still be running");
     let report = looping.await.unwrap();
     let took = started.elapsed();
-    assert_eq!(report.result.unwrap_err(), CallError::Timeout { timeout_ms: 1000 });
-    assert!(took >= Duration::from_millis(1000) && took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(
+        report.result.unwrap_err(),
+        CallError::Timeout { timeout_ms: 1000 }
+    );
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
 
     // A memory bomb stops at its 32 MiB cap.
     let report = evaluate(&s.hostile, json!({"mode": "membomb"})).await;
     assert_eq!(
         report.result.unwrap_err(),
-        CallError::MemoryLimit { limit_bytes: 32 * 1024 * 1024 }
+        CallError::MemoryLimit {
+            limit_bytes: 32 * 1024 * 1024
+        }
     );
 
     // A trap and a panic are clean errors; the panic's message comes through.
@@ -132,7 +148,11 @@ async fn misbehaving_plugins_fail_only_their_own_call() {
 
     // Garbage output: one outcome too many.
     let report = evaluate(&s.hostile, json!({"mode": "wrong-count"})).await;
-    assert!(matches!(report.result, Err(CallError::BadOutput { .. })), "{:?}", report.result);
+    assert!(
+        matches!(report.result, Err(CallError::BadOutput { .. })),
+        "{:?}",
+        report.result
+    );
 
     // A plugin's own error names the parameter.
     let report = evaluate(&s.hostile, json!({"mode": "nonsense"})).await;
@@ -153,24 +173,46 @@ async fn filesystem_environment_and_logs_are_sandboxed() {
     let s = setup().await;
 
     // No grant: host files are out of reach.
-    let report = evaluate(&s.hostile, json!({"mode": "read-file", "path": "/etc/hostname"})).await;
+    let report = evaluate(
+        &s.hostile,
+        json!({"mode": "read-file", "path": "/etc/hostname"}),
+    )
+    .await;
     let outcome = &report.result.unwrap()[0];
     assert_eq!(outcome.status, CheckStatus::Fail, "{outcome:?}");
-    let report = evaluate(&s.hostile, json!({"mode": "read-file", "path": "/shared/note.txt"})).await;
+    let report = evaluate(
+        &s.hostile,
+        json!({"mode": "read-file", "path": "/shared/note.txt"}),
+    )
+    .await;
     assert_eq!(report.result.unwrap()[0].status, CheckStatus::Fail);
 
     // With a read-only grant the file is readable, and nothing outside it.
-    let report = evaluate(&s.granted, json!({"mode": "read-file", "path": "/shared/note.txt"})).await;
+    let report = evaluate(
+        &s.granted,
+        json!({"mode": "read-file", "path": "/shared/note.txt"}),
+    )
+    .await;
     let outcome = &report.result.unwrap()[0];
     assert_eq!(outcome.status, CheckStatus::Pass);
     assert_eq!(outcome.message.as_deref(), Some("granted content"));
-    let report = evaluate(&s.granted, json!({"mode": "read-file", "path": "/shared/../../etc/hostname"})).await;
+    let report = evaluate(
+        &s.granted,
+        json!({"mode": "read-file", "path": "/shared/../../etc/hostname"}),
+    )
+    .await;
     assert_eq!(report.result.unwrap()[0].status, CheckStatus::Fail);
 
     // No inherited environment or arguments.
     let report = evaluate(&s.hostile, json!({"mode": "env"})).await;
-    let message = report.result.unwrap()[0].message.clone().unwrap_or_default();
-    assert!(!message.contains("PATH") && !message.contains("HOME"), "{message}");
+    let message = report.result.unwrap()[0]
+        .message
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        !message.contains("PATH") && !message.contains("HOME"),
+        "{message}"
+    );
 
     // A log flood is capped and says so.
     let report = evaluate(&s.hostile, json!({"mode": "log", "count": 5000})).await;
@@ -191,15 +233,28 @@ async fn outbound_http_only_reaches_allowlisted_hosts() {
     let outcome = &report.result.unwrap()[0];
     assert_eq!(outcome.status, CheckStatus::Pass, "{outcome:?}");
     let message = outcome.message.as_deref().unwrap_or_default();
-    assert!(message.contains("200") && message.contains("hi from test"), "{message}");
+    assert!(
+        message.contains("200") && message.contains("hi from test"),
+        "{message}"
+    );
 
     // Same host, another port: refused before any connection.
     let refused = format!("http://127.0.0.1:{}/hello", s.other_port);
     let report = evaluate(&s.hostile, json!({"mode": "http", "url": refused})).await;
     let outcome = &report.result.unwrap()[0];
     assert_eq!(outcome.status, CheckStatus::Fail);
-    assert!(outcome.message.as_deref().unwrap_or_default().contains("denied"), "{outcome:?}");
-    assert!(report.logs.iter().any(|l| l.message.contains("not on this plugin's allowlist")));
+    assert!(
+        outcome
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("denied"),
+        "{outcome:?}"
+    );
+    assert!(report
+        .logs
+        .iter()
+        .any(|l| l.message.contains("not on this plugin's allowlist")));
 
     // A plugin without any grant cannot reach even the allowed server.
     let report = evaluate(&s.granted, json!({"mode": "http", "url": allowed})).await;

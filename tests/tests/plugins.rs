@@ -18,7 +18,10 @@ async fn dropped_plugin_is_listed_replaced_and_unloaded() {
         })
         .await
         .expect("the dropped plugin was never listed as ready");
-    assert!(took <= Duration::from_secs(1), "took {took:?} to pick up the plugin");
+    assert!(
+        took <= Duration::from_secs(1),
+        "took {took:?} to pick up the plugin"
+    );
     assert_eq!(body["role"], "scorecard-check");
     assert_eq!(body["version"], "0.0.1");
     let first_hash = body["hash"].as_str().unwrap().to_owned();
@@ -26,15 +29,24 @@ async fn dropped_plugin_is_listed_replaced_and_unloaded() {
     // It is in the list too.
     let (status, list) = server.get("/api/v1/plugins", &token).await;
     assert_eq!(status, 200);
-    assert!(list["items"].as_array().unwrap().iter().any(|p| p["id"] == "probe"));
+    assert!(list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["id"] == "probe"));
 
     // Replace the file: the new version is served.
     server.install(&component("echo-check"), "probe");
     let (took, body) = server
-        .wait_plugin("probe", &token, Duration::from_secs(5), |_, b| b["version"] == "2.0.0")
+        .wait_plugin("probe", &token, Duration::from_secs(5), |_, b| {
+            b["version"] == "2.0.0"
+        })
         .await
         .expect("the replaced plugin never showed its new version");
-    assert!(took <= Duration::from_secs(1), "took {took:?} to swap the plugin");
+    assert!(
+        took <= Duration::from_secs(1),
+        "took {took:?} to swap the plugin"
+    );
     assert_ne!(body["hash"].as_str().unwrap(), first_hash);
     let plugin = server.state.registry.plugin("probe").unwrap();
     let report = tokio::task::spawn_blocking(move || {
@@ -43,7 +55,10 @@ async fn dropped_plugin_is_listed_replaced_and_unloaded() {
     .await
     .unwrap();
     let outcomes = report.result.expect("the new version answers");
-    assert_eq!(outcomes[0].message.as_deref(), Some("Component:default/svc"));
+    assert_eq!(
+        outcomes[0].message.as_deref(),
+        Some("Component:default/svc")
+    );
 
     // Delete it: unloaded.
     std::fs::remove_file(server.plugins_dir().join("probe.wasm")).unwrap();
@@ -62,7 +77,11 @@ async fn garbage_wasm_is_listed_as_failed_and_the_host_serves_on() {
     let server = TestServer::start(Default::default()).await;
     let token = server.token(Role::Viewer).await;
     server.install(&component("required-fields"), "good");
-    std::fs::write(server.plugins_dir().join("junk.wasm"), b"\0asm this is not a component").unwrap();
+    std::fs::write(
+        server.plugins_dir().join("junk.wasm"),
+        b"\0asm this is not a component",
+    )
+    .unwrap();
     // A core module that is valid wasm but no component.
     std::fs::write(
         server.plugins_dir().join("core-module.wasm"),
@@ -71,19 +90,31 @@ async fn garbage_wasm_is_listed_as_failed_and_the_host_serves_on() {
     .unwrap();
 
     let (_, junk) = server
-        .wait_plugin("junk", &token, Duration::from_secs(5), |_, b| b["status"] == "failed")
+        .wait_plugin("junk", &token, Duration::from_secs(5), |_, b| {
+            b["status"] == "failed"
+        })
         .await
         .expect("the garbage file was never listed as failed");
     let reason = junk["error"].as_str().unwrap();
-    assert!(reason.contains("not a valid WebAssembly component"), "{reason}");
+    assert!(
+        reason.contains("not a valid WebAssembly component"),
+        "{reason}"
+    );
     let (_, core) = server
-        .wait_plugin("core-module", &token, Duration::from_secs(5), |_, b| b["status"] == "failed")
+        .wait_plugin("core-module", &token, Duration::from_secs(5), |_, b| {
+            b["status"] == "failed"
+        })
         .await
         .expect("the core module was never listed as failed");
-    assert!(core["error"].as_str().unwrap().contains("component"), "{core}");
+    assert!(
+        core["error"].as_str().unwrap().contains("component"),
+        "{core}"
+    );
 
     let (_, good) = server
-        .wait_plugin("good", &token, Duration::from_secs(5), |_, b| b["status"] == "ready")
+        .wait_plugin("good", &token, Duration::from_secs(5), |_, b| {
+            b["status"] == "ready"
+        })
         .await
         .expect("the good plugin loads beside the bad ones");
     assert_eq!(good["role"], "scorecard-check");
@@ -106,16 +137,27 @@ async fn bad_sidecar_fails_the_plugin_with_every_problem_named() {
     .unwrap();
     server.install(&component("required-fields"), "strict");
     let (_, body) = server
-        .wait_plugin("strict", &token, Duration::from_secs(5), |_, b| b["status"] == "failed")
+        .wait_plugin("strict", &token, Duration::from_secs(5), |_, b| {
+            b["status"] == "failed"
+        })
         .await
         .expect("a plugin with a bad sidecar must be listed as failed");
     let err = body["error"].as_str().unwrap();
-    assert!(err.contains("limits.timeout_ms") && err.contains("http.allow[0]"), "{err}");
+    assert!(
+        err.contains("limits.timeout_ms") && err.contains("http.allow[0]"),
+        "{err}"
+    );
 
     // Fixing the sidecar alone reloads the plugin.
-    std::fs::write(server.plugins_dir().join("strict.toml"), "[limits]\ntimeout_ms = 2000\n").unwrap();
+    std::fs::write(
+        server.plugins_dir().join("strict.toml"),
+        "[limits]\ntimeout_ms = 2000\n",
+    )
+    .unwrap();
     let (_, body) = server
-        .wait_plugin("strict", &token, Duration::from_secs(5), |_, b| b["status"] == "ready")
+        .wait_plugin("strict", &token, Duration::from_secs(5), |_, b| {
+            b["status"] == "ready"
+        })
         .await
         .expect("fixing the sidecar reloads the plugin");
     assert_eq!(body["grants"]["limits"]["timeoutMs"], 2000);
@@ -128,7 +170,9 @@ async fn restart_loads_compiled_code_from_the_disk_cache() {
     let token = server.token(Role::Viewer).await;
     server.install(&component("service-template"), "tmpl");
     let (_, body) = server
-        .wait_plugin("tmpl", &token, Duration::from_secs(5), |_, b| b["status"] == "ready")
+        .wait_plugin("tmpl", &token, Duration::from_secs(5), |_, b| {
+            b["status"] == "ready"
+        })
         .await
         .unwrap();
     assert_eq!(body["origin"], "compiled");

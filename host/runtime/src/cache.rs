@@ -27,7 +27,11 @@ fn entry_path(dir: &Path, runtime: &Runtime, hash: &str) -> PathBuf {
 
 /// Returns the compiled component for `bytes` (whose SHA-256 is `hash`),
 /// from the cache when possible. Blocking and CPU-heavy on a miss.
-pub fn component(runtime: &Runtime, bytes: &[u8], hash: &str) -> Result<(Component, Origin), String> {
+pub fn component(
+    runtime: &Runtime,
+    bytes: &[u8],
+    hash: &str,
+) -> Result<(Component, Origin), String> {
     let dir = runtime.config().cache_dir.clone();
     if let Some(dir) = &dir {
         let path = entry_path(dir, runtime, hash);

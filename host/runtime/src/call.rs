@@ -178,7 +178,9 @@ impl CallState {
         // Deny by default: WasiCtxBuilder starts with no env, args, preopens
         // or network; we add only stdio capture and the granted directories.
         b.stdout(stdout.clone()).stderr(stderr.clone());
-        b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        b.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         for d in &grants.dirs {
             let perms = if d.writable {
                 FsPerms::ReadWrite
@@ -367,7 +369,7 @@ impl host::Host for CallState {
     }
 
     fn secret(&mut self, name: String) -> Result<String, host::Error> {
-        if !self.grants.secrets.iter().any(|s| *s == name) {
+        if !self.grants.secrets.contains(&name) {
             return Err(host::Error::NotGranted(name));
         }
         match self.secrets.get(&name) {

@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::error::Context as _;
 use wasmtime::component::{HasSelf, Linker};
+use wasmtime::error::Context as _;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::call::CallState;
@@ -96,11 +96,8 @@ impl Runtime {
             .context("linking wasi:http")?;
         crate::bindings::host::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
             .context("linking portolan:plugin/host")?;
-        crate::bindings::types::add_to_linker::<CallState, HasSelf<CallState>>(
-            &mut linker,
-            |s| s,
-        )
-        .context("linking portolan:plugin/types")?;
+        crate::bindings::types::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .context("linking portolan:plugin/types")?;
 
         let engine_key = {
             use std::hash::{Hash, Hasher};

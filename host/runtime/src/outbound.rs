@@ -34,7 +34,9 @@ impl AllowRule {
             return Err("empty host".into());
         }
         if raw.contains("://") || raw.contains('/') {
-            return Err("write a host (`api.example.com` or `api.example.com:8443`), not a URL".into());
+            return Err(
+                "write a host (`api.example.com` or `api.example.com:8443`), not a URL".into(),
+            );
         }
         let (host, port) = if let Some(rest) = raw.strip_prefix('[') {
             let (h, after) = rest

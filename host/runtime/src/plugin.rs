@@ -103,7 +103,10 @@ impl Plugin {
     ) -> Result<Plugin, String> {
         let engine = runtime.engine();
         let ty = component.component_type();
-        let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
+        let exports: Vec<String> = ty
+            .exports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
         let roles: Vec<crate::Role> = bindings::ROLE_EXPORTS
             .iter()
             .filter(|(_, name)| exports.iter().any(|e| e == name))
@@ -130,7 +133,8 @@ impl Plugin {
             .linker()
             .instantiate_pre(component)
             .map_err(|e| format!("cannot link the component: {e:#}"))?;
-        let typed = |e: wasmtime::Error| format!("the {role} exports do not match the contract: {e:#}");
+        let typed =
+            |e: wasmtime::Error| format!("the {role} exports do not match the contract: {e:#}");
         let pre = match role {
             Role::CatalogSource => {
                 Pre::Source(bindings::source::CatalogSourcePre::new(instance_pre).map_err(typed)?)
@@ -161,9 +165,7 @@ impl Plugin {
             pre,
         };
         let report = plugin.describe();
-        plugin.description = report
-            .result
-            .map_err(|e| format!("describe failed: {e}"))?;
+        plugin.description = report.result.map_err(|e| format!("describe failed: {e}"))?;
         Ok(plugin)
     }
 
@@ -179,19 +181,16 @@ impl Plugin {
     ) -> CallReport<R> {
         let started = Instant::now();
         let limits = self.grants.limits;
-        let state = match CallState::new(
-            self.grants.clone(),
-            self.runtime.secrets().clone(),
-            timeout,
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                return CallReport::unavailable(format!(
-                    "plugin \"{}\": cannot prepare the sandbox: {e:#}",
-                    self.id
-                ))
-            }
-        };
+        let state =
+            match CallState::new(self.grants.clone(), self.runtime.secrets().clone(), timeout) {
+                Ok(s) => s,
+                Err(e) => {
+                    return CallReport::unavailable(format!(
+                        "plugin \"{}\": cannot prepare the sandbox: {e:#}",
+                        self.id
+                    ))
+                }
+            };
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.limiter);
         let ticks = timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
@@ -324,7 +323,11 @@ impl Plugin {
     }
 
     /// Evaluates a batch of entities under one rule's parameters.
-    pub fn evaluate(&self, parameters: &Value, entities: &[Entity]) -> CallReport<Vec<CheckOutcome>> {
+    pub fn evaluate(
+        &self,
+        parameters: &Value,
+        entities: &[Entity],
+    ) -> CallReport<Vec<CheckOutcome>> {
         if self.role != Role::ScorecardCheck {
             return self.wrong_role(Role::ScorecardCheck);
         }
@@ -332,7 +335,9 @@ impl Plugin {
         let batch: Vec<bindings::types::Entity> = entities.iter().map(Into::into).collect();
         let expected = entities.len();
         self.call(self.timeout(), |pre, store| {
-            let Pre::Check(p) = pre else { unreachable!("role checked above") };
+            let Pre::Check(p) = pre else {
+                unreachable!("role checked above")
+            };
             let result = p
                 .instantiate(&mut *store)?
                 .portolan_plugin_check()
@@ -367,9 +372,10 @@ impl Plugin {
                             },
                             message: o.message,
                             value: match o.value {
-                                Some(v) => Some(model::parse_json(&format!("outcome[{i}].value"), &v).map_err(
-                                    |message| CallError::BadOutput { message },
-                                )?),
+                                Some(v) => Some(
+                                    model::parse_json(&format!("outcome[{i}].value"), &v)
+                                        .map_err(|message| CallError::BadOutput { message })?,
+                                ),
                                 None => None,
                             },
                         })
@@ -385,7 +391,9 @@ impl Plugin {
             return self.wrong_role(Role::CatalogSource);
         }
         self.call(self.timeout(), |pre, store| {
-            let Pre::Source(p) = pre else { unreachable!("role checked above") };
+            let Pre::Source(p) = pre else {
+                unreachable!("role checked above")
+            };
             use bindings::source::exports::portolan::plugin::source as wit;
             let result = p
                 .instantiate(&mut *store)?
@@ -432,7 +440,9 @@ impl Plugin {
         }
         let params = parameters.to_string();
         self.call(self.timeout(), |pre, store| {
-            let Pre::Generator(p) = pre else { unreachable!("role checked above") };
+            let Pre::Generator(p) = pre else {
+                unreachable!("role checked above")
+            };
             use bindings::generator::exports::portolan::plugin::generator as wit;
             let result = p
                 .instantiate(&mut *store)?
@@ -487,7 +497,9 @@ impl Plugin {
             entity: invocation.entity.as_ref().map(Into::into),
         };
         self.call(self.timeout(), |pre, store| {
-            let Pre::Action(p) = pre else { unreachable!("role checked above") };
+            let Pre::Action(p) = pre else {
+                unreachable!("role checked above")
+            };
             let result = p
                 .instantiate(&mut *store)?
                 .portolan_plugin_operation()

@@ -165,10 +165,11 @@ impl Registry {
         self.inner.entries.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write_entries(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<PluginEntry>>> {
-        self.inner.entries.write().unwrap_or_else(|p| p.into_inner())
+    fn write_entries(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<PluginEntry>>> {
+        self.inner
+            .entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Brings the registry in step with the folder: loads new and changed
@@ -179,7 +180,9 @@ impl Registry {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(dir = %self.inner.dir.display(), error = %e, "cannot list the plugins folder");
-                self.inner.scans.fetch_add(1, std::sync::atomic::Ordering::Release);
+                self.inner
+                    .scans
+                    .fetch_add(1, std::sync::atomic::Ordering::Release);
                 return;
             }
         };
@@ -187,7 +190,11 @@ impl Registry {
         let mut to_load = Vec::new();
         {
             let mut seen = self.inner.seen.lock().unwrap_or_else(|p| p.into_inner());
-            let gone: Vec<String> = seen.keys().filter(|id| !files.contains_key(*id)).cloned().collect();
+            let gone: Vec<String> = seen
+                .keys()
+                .filter(|id| !files.contains_key(*id))
+                .cloned()
+                .collect();
             for id in gone {
                 seen.remove(&id);
                 if self.write_entries().remove(&id).is_some() {
@@ -195,7 +202,9 @@ impl Registry {
                 }
             }
             for (id, wasm) in &files {
-                let Some(fp) = fingerprint(wasm) else { continue };
+                let Some(fp) = fingerprint(wasm) else {
+                    continue;
+                };
                 if seen.get(id) != Some(&fp) {
                     to_load.push((id.clone(), wasm.clone(), fp));
                 }
@@ -207,8 +216,10 @@ impl Registry {
             let runtime = self.inner.runtime.clone();
             let current = self.get(&id);
             let (id2, wasm2) = (id.clone(), wasm.clone());
-            let entry = tokio::task::spawn_blocking(move || load(&runtime, &id2, &wasm2, current.as_deref()))
-                .await;
+            let entry = tokio::task::spawn_blocking(move || {
+                load(&runtime, &id2, &wasm2, current.as_deref())
+            })
+            .await;
             let entry = match entry {
                 Ok(Some(entry)) => entry,
                 // The file and its sidecar are what was already loaded.
@@ -233,7 +244,9 @@ impl Registry {
             self.remember(&id, fp);
             changed = true;
         }
-        self.inner.scans.fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.inner
+            .scans
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         if changed {
             self.inner.changed.notify_waiters();
         }
@@ -320,9 +333,9 @@ pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 63
         && id.as_bytes()[0].is_ascii_alphanumeric()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.')
+        && id.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+        })
 }
 
 fn now_rfc3339() -> String {
@@ -349,7 +362,12 @@ fn failed(id: &str, wasm: &Path, error: String, started: Instant) -> PluginEntry
 
 /// Loads one plugin file. Returns `None` when the bytes and the sidecar are
 /// those of `current` (a touched file needs no reload). Blocking.
-fn load(runtime: &Runtime, id: &str, wasm: &Path, current: Option<&PluginEntry>) -> Option<PluginEntry> {
+fn load(
+    runtime: &Runtime,
+    id: &str,
+    wasm: &Path,
+    current: Option<&PluginEntry>,
+) -> Option<PluginEntry> {
     let started = Instant::now();
     let fail = |e: String| Some(failed(id, wasm, e, started));
     if !valid_id(id) {
@@ -382,7 +400,10 @@ fn load(runtime: &Runtime, id: &str, wasm: &Path, current: Option<&PluginEntry>)
             .grants
             .as_deref()
             .is_some_and(|g| serde_json::to_value(g).ok() == serde_json::to_value(&grants).ok());
-        if cur.hash.as_deref() == Some(hash.as_str()) && same_grants && cur.status == PluginStatus::Ready {
+        if cur.hash.as_deref() == Some(hash.as_str())
+            && same_grants
+            && cur.status == PluginStatus::Ready
+        {
             return None;
         }
     }
@@ -415,7 +436,8 @@ fn load(runtime: &Runtime, id: &str, wasm: &Path, current: Option<&PluginEntry>)
 
 fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut bytes = Vec::new();
     file.take(MAX_COMPONENT_BYTES + 1)
         .read_to_end(&mut bytes)

@@ -182,10 +182,9 @@ impl Sidecar {
                         });
                     }
                 }
-                Ok(p) => problems.push(format!(
-                    "dirs[{i}].host = {}: not a directory",
-                    p.display()
-                )),
+                Ok(p) => {
+                    problems.push(format!("dirs[{i}].host = {}: not a directory", p.display()))
+                }
                 Err(e) => problems.push(format!("dirs[{i}].host = {}: {e}", host.display())),
             }
         }
@@ -312,10 +311,12 @@ mod tests {
     fn relative_dirs_resolve_against_the_sidecar_folder() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir(tmp.path().join("data")).unwrap();
-        let s: Sidecar =
-            toml::from_str("[[dirs]]\nhost = \"data\"\nguest = \"/data\"\n").unwrap();
+        let s: Sidecar = toml::from_str("[[dirs]]\nhost = \"data\"\nguest = \"/data\"\n").unwrap();
         let g = s.resolve(tmp.path(), &policy()).unwrap();
-        assert_eq!(g.dirs[0].host, tmp.path().join("data").canonicalize().unwrap());
+        assert_eq!(
+            g.dirs[0].host,
+            tmp.path().join("data").canonicalize().unwrap()
+        );
         assert!(!g.dirs[0].writable);
     }
 }

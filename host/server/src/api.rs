@@ -150,7 +150,9 @@ async fn get_plugin(
         .registry
         .get(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no plugin {id:?} in the plugins folder")))?;
-    Ok(Json(serde_json::to_value(&*entry).map_err(|e| ApiError::Internal(e.into()))?))
+    Ok(Json(
+        serde_json::to_value(&*entry).map_err(|e| ApiError::Internal(e.into()))?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,9 +185,18 @@ async fn create_token(
 }
 
 /// `GET /api/v1/tokens` (admin): active tokens, without secrets.
-async fn list_tokens(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
-    let items: Vec<Value> = state.store.list_tokens().await?.iter().map(token_json).collect();
+    let items: Vec<Value> = state
+        .store
+        .list_tokens()
+        .await?
+        .iter()
+        .map(token_json)
+        .collect();
     Ok(Json(json!({ "total": items.len(), "items": items })))
 }
 

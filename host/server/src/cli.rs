@@ -9,7 +9,11 @@ use portolan_store::{Role, Store};
 use crate::config::{Config, Overrides, ServeOverrides};
 
 #[derive(Debug, Parser)]
-#[command(name = "portolan", version, about = "Internal developer portal with WebAssembly plugins")]
+#[command(
+    name = "portolan",
+    version,
+    about = "Internal developer portal with WebAssembly plugins"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -78,14 +82,16 @@ pub async fn main(cli: Cli) -> ExitCode {
 
 async fn serve_cmd(config: Config) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    let shutdown = shutdown_signal();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    crate::app::run(listener, config, shutdown_signal()).await
+    crate::app::run(listener, config, shutdown).await
 }
 
 async fn open_store(common: &Overrides, env: &HashMap<String, String>) -> anyhow::Result<Store> {
-    let config = Config::load(common, &ServeOverrides::default(), env).map_err(anyhow::Error::msg)?;
+    let config =
+        Config::load(common, &ServeOverrides::default(), env).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&config.data_dir)?;
     Ok(Store::connect(&config.database_url).await?)
 }
@@ -129,25 +135,42 @@ async fn token_cmd(command: TokenCommand, env: &HashMap<String, String>) -> anyh
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that arrives
+/// while the server is still starting is not lost (nor fatal).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    async move {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = term => {},
+                _ = int => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }

@@ -201,7 +201,10 @@ impl Config {
             data_dir,
             plugins_dir,
             database_url,
-            anonymous_read: serve.anonymous_read.or(file.anonymous_read).unwrap_or(false),
+            anonymous_read: serve
+                .anonymous_read
+                .or(file.anonymous_read)
+                .unwrap_or(false),
             runtime,
             secrets,
         })
@@ -230,8 +233,12 @@ mod tests {
 
     #[test]
     fn defaults_put_everything_in_the_data_dir() {
-        let c = Config::load(&Overrides::default(), &ServeOverrides::default(), &HashMap::new())
-            .unwrap();
+        let c = Config::load(
+            &Overrides::default(),
+            &ServeOverrides::default(),
+            &HashMap::new(),
+        )
+        .unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.plugins_dir, PathBuf::from(".portolan/plugins"));
         assert_eq!(c.database_url, "sqlite://.portolan/portolan.db");
@@ -242,7 +249,11 @@ mod tests {
     fn every_bad_setting_is_listed_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("p.toml");
-        std::fs::write(&file, "[runtime]\ndefault_memory_mb = 0\nmax_concurrent_calls = 0\n").unwrap();
+        std::fs::write(
+            &file,
+            "[runtime]\ndefault_memory_mb = 0\nmax_concurrent_calls = 0\n",
+        )
+        .unwrap();
         let err = Config::load(
             &Overrides {
                 config: Some(file),
@@ -256,7 +267,12 @@ mod tests {
             &HashMap::new(),
         )
         .unwrap_err();
-        for needle in ["listen", "database url", "default_memory_mb", "max_concurrent_calls"] {
+        for needle in [
+            "listen",
+            "database url",
+            "default_memory_mb",
+            "max_concurrent_calls",
+        ] {
             assert!(err.contains(needle), "{needle} missing from: {err}");
         }
     }

@@ -60,7 +60,9 @@ impl ApiError {
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad-request", "Malformed request"),
+            ApiError::BadRequest { .. } => {
+                (StatusCode::BAD_REQUEST, "bad-request", "Malformed request")
+            }
             ApiError::Invalid { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",
@@ -158,8 +160,10 @@ impl IntoResponse for ApiError {
             errors,
         };
         let mut resp = (status, axum::Json(body)).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(PROBLEM_JSON));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(PROBLEM_JSON),
+        );
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -198,7 +202,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .await
             .map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(format!("the body is larger than {MAX_JSON_BODY} bytes"))
+                    ApiError::PayloadTooLarge(format!(
+                        "the body is larger than {MAX_JSON_BODY} bytes"
+                    ))
                 } else {
                     ApiError::BadRequest {
                         detail: format!("cannot read the body: {e}"),

@@ -44,15 +44,25 @@ pub fn render(state: &AppState) -> String {
     use std::fmt::Write as _;
     let m = &state.metrics;
     let mut out = String::new();
-    let _ = writeln!(out, "# HELP portolan_http_responses_total HTTP responses by status class.");
+    let _ = writeln!(
+        out,
+        "# HELP portolan_http_responses_total HTTP responses by status class."
+    );
     let _ = writeln!(out, "# TYPE portolan_http_responses_total counter");
     let mut total = 0;
     for (i, c) in m.responses.iter().enumerate() {
         let n = c.load(Ordering::Relaxed);
         total += n;
-        let _ = writeln!(out, "portolan_http_responses_total{{class=\"{}xx\"}} {n}", i + 1);
+        let _ = writeln!(
+            out,
+            "portolan_http_responses_total{{class=\"{}xx\"}} {n}",
+            i + 1
+        );
     }
-    let _ = writeln!(out, "# HELP portolan_http_request_duration_seconds Time spent answering HTTP requests.");
+    let _ = writeln!(
+        out,
+        "# HELP portolan_http_request_duration_seconds Time spent answering HTTP requests."
+    );
     let _ = writeln!(out, "# TYPE portolan_http_request_duration_seconds summary");
     let _ = writeln!(
         out,
@@ -69,9 +79,20 @@ pub fn render(state: &AppState) -> String {
     let _ = writeln!(out, "# HELP portolan_plugins Plugin files by load status.");
     let _ = writeln!(out, "# TYPE portolan_plugins gauge");
     let _ = writeln!(out, "portolan_plugins{{status=\"ready\"}} {ready}");
-    let _ = writeln!(out, "portolan_plugins{{status=\"failed\"}} {}", plugins.len() - ready);
-    let _ = writeln!(out, "# HELP portolan_uptime_seconds Seconds since the server started.");
+    let _ = writeln!(
+        out,
+        "portolan_plugins{{status=\"failed\"}} {}",
+        plugins.len() - ready
+    );
+    let _ = writeln!(
+        out,
+        "# HELP portolan_uptime_seconds Seconds since the server started."
+    );
     let _ = writeln!(out, "# TYPE portolan_uptime_seconds gauge");
-    let _ = writeln!(out, "portolan_uptime_seconds {}", state.started.elapsed().as_secs());
+    let _ = writeln!(
+        out,
+        "portolan_uptime_seconds {}",
+        state.started.elapsed().as_secs()
+    );
     out
 }

@@ -47,9 +47,7 @@ fn with(mut base: Value, ok_code: &str, ok: Value) -> Value {
 
 /// The document.
 pub fn document() -> Value {
-    let json_ok = |desc: &str, schema: Value| {
-        json!({"description": desc, "content": {"application/json": {"schema": schema}}})
-    };
+    let json_ok = |desc: &str, schema: Value| json!({"description": desc, "content": {"application/json": {"schema": schema}}});
     json!({
         "openapi": "3.1.0",
         "info": {
