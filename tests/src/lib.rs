@@ -68,6 +68,8 @@ pub struct Options {
     pub database_url: Option<String>,
     pub anonymous_read: bool,
     pub secrets: HashMap<String, String>,
+    /// Meter fuel (instruction budgets) in the engine.
+    pub fuel: bool,
 }
 
 impl TestServer {
@@ -85,7 +87,7 @@ impl TestServer {
             runtime: RuntimeSettings {
                 default_timeout_ms: 5_000,
                 default_memory_mb: 64,
-                fuel: false,
+                fuel: opts.fuel,
                 max_concurrent_calls: 16,
             },
             secrets: opts.secrets,

@@ -188,3 +188,102 @@ async fn restart_loads_compiled_code_from_the_disk_cache() {
     assert_eq!(entry.origin, Some(portolan_runtime::cache::Origin::Cache));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_finish_on_the_version_they_started_with() {
+    let server = TestServer::start(Default::default()).await;
+    let token = server.token(Role::Viewer).await;
+    std::fs::write(
+        server.plugins_dir().join("swap.toml"),
+        "[limits]\ntimeout_ms = 1500\n",
+    )
+    .unwrap();
+    server.install(&component("hostile-check"), "swap");
+    server
+        .wait_plugin("swap", &token, Duration::from_secs(5), |_, b| {
+            b["version"] == "0.0.1"
+        })
+        .await
+        .unwrap();
+    let old = server.state.registry.plugin("swap").unwrap();
+    let in_flight = tokio::task::spawn_blocking(move || {
+        old.evaluate(
+            &serde_json::json!({"mode": "loop"}),
+            &[portolan_e2e::entity("svc")],
+        )
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    server.install(&component("echo-check"), "swap");
+    server
+        .wait_plugin("swap", &token, Duration::from_secs(5), |_, b| {
+            b["version"] == "2.0.0"
+        })
+        .await
+        .expect("the new version is served while the old call runs");
+    let new = server.state.registry.plugin("swap").unwrap();
+    let report = tokio::task::spawn_blocking(move || {
+        new.evaluate(&serde_json::json!({}), &[portolan_e2e::entity("svc")])
+    })
+    .await
+    .unwrap();
+    assert!(report.result.is_ok());
+    assert!(
+        !in_flight.is_finished(),
+        "the old call must not be cut short by the swap"
+    );
+
+    // The old call ends by its own deadline, not by the swap.
+    let report = in_flight.await.unwrap();
+    assert_eq!(
+        report.result.unwrap_err(),
+        portolan_runtime::CallError::Timeout { timeout_ms: 1500 }
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuel_budget_stops_a_busy_plugin_when_the_host_meters_fuel() {
+    let server = TestServer::start(portolan_e2e::Options {
+        fuel: true,
+        ..Default::default()
+    })
+    .await;
+    let token = server.token(Role::Viewer).await;
+    std::fs::write(
+        server.plugins_dir().join("metered.toml"),
+        "[limits]\nfuel = 5000000\n",
+    )
+    .unwrap();
+    server.install(&component("hostile-check"), "metered");
+    server
+        .wait_plugin("metered", &token, Duration::from_secs(5), |_, b| {
+            b["status"] == "ready"
+        })
+        .await
+        .expect("the metered plugin loads");
+    let plugin = server.state.registry.plugin("metered").unwrap();
+    let report = tokio::task::spawn_blocking(move || {
+        let looped = plugin.evaluate(
+            &serde_json::json!({"mode": "loop"}),
+            &[portolan_e2e::entity("svc")],
+        );
+        let ok = plugin.evaluate(
+            &serde_json::json!({"mode": "ok"}),
+            &[portolan_e2e::entity("svc")],
+        );
+        (looped, ok)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        report.0.result.unwrap_err(),
+        portolan_runtime::CallError::FuelExhausted { fuel: 5_000_000 }
+    );
+    assert!(
+        report.0.elapsed < Duration::from_secs(4),
+        "fuel, not the deadline, stopped it"
+    );
+    assert!(report.1.result.is_ok(), "a small call fits in the budget");
+    server.stop().await;
+}
