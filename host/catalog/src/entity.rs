@@ -1,0 +1,195 @@
+//! [`Entity`]: a catalog entity in Backstage's descriptor shape.
+//!
+//! Build one from untrusted input with [`Entity::from_value`] (see
+//! [`crate::validate`]), which checks everything and fills in defaults;
+//! the fields are public so that trusted code (the store) can rebuild one
+//! from what it wrote.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::reference::{EntityRef, DEFAULT_NAMESPACE};
+
+/// Metadata fields the catalog computes, so they are dropped from input:
+/// a client that GETs an entity and PUTs it back unchanged must not change
+/// its revision.
+pub const COMPUTED_METADATA: &[&str] = &["uid", "etag", "generation"];
+
+/// A catalog entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entity {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub spec: Map<String, Value>,
+    /// Computed by the catalog from the specs of this and other entities
+    /// (see [`crate::relations`]); whatever a client sends here is ignored,
+    /// as in Backstage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relations: Vec<Relation>,
+    /// Other top-level fields (e.g. `status`), kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An entity's `metadata`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub name: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+    /// Other metadata fields, kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A link shown with an entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<String>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// A relation from the entity that carries it to `target_ref`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Relation {
+    /// `ownedBy`, `dependsOn`, ... (see [`crate::relations`]).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `kind:namespace/name` as Backstage writes it.
+    pub target_ref: String,
+}
+
+fn default_namespace() -> String {
+    DEFAULT_NAMESPACE.to_owned()
+}
+
+impl Entity {
+    /// This entity's reference.
+    pub fn entity_ref(&self) -> EntityRef {
+        EntityRef::new(&self.kind, &self.metadata.namespace, &self.metadata.name)
+    }
+
+    /// A spec field that is a string, if it is one (`type`, `lifecycle`).
+    pub fn spec_str(&self, field: &str) -> Option<&str> {
+        self.spec.get(field).and_then(Value::as_str)
+    }
+
+    /// The revision of what was sent: a SHA-256 over the entity without its
+    /// relations and computed metadata, in a canonical form (object keys
+    /// sorted, no whitespace), so it changes exactly when the content does.
+    pub fn etag(&self) -> String {
+        let mut value = serde_json::to_value(self).expect("an entity always serialises");
+        if let Some(obj) = value.as_object_mut() {
+            obj.remove("relations");
+            if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                for key in COMPUTED_METADATA {
+                    meta.remove(*key);
+                }
+            }
+        }
+        let mut canonical = String::new();
+        write_canonical(&value, &mut canonical);
+        hex::encode(&Sha256::digest(canonical.as_bytes())[..16])
+    }
+}
+
+/// JSON with object keys sorted at every level, whatever map type
+/// serde_json was built with (another crate may turn on `preserve_order`).
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entity(v: Value) -> Entity {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn etag_ignores_key_order_relations_and_computed_metadata() {
+        let a = entity(json!({
+            "apiVersion": "v1", "kind": "Thing",
+            "metadata": {"name": "a", "labels": {"x": "1", "y": "2"}},
+            "spec": {"b": 1, "a": {"d": 2, "c": 3}}
+        }));
+        let b = entity(json!({
+            "kind": "Thing", "apiVersion": "v1",
+            "spec": {"a": {"c": 3, "d": 2}, "b": 1},
+            "metadata": {"labels": {"y": "2", "x": "1"}, "name": "a", "etag": "old", "uid": "u"},
+            "relations": [{"type": "ownedBy", "targetRef": "group:default/x"}]
+        }));
+        assert_eq!(a.etag(), b.etag());
+        assert_eq!(a.etag().len(), 32);
+        let c = entity(json!({
+            "apiVersion": "v1", "kind": "Thing",
+            "metadata": {"name": "a", "labels": {"x": "1", "y": "2"}},
+            "spec": {"b": 2, "a": {"d": 2, "c": 3}}
+        }));
+        assert_ne!(a.etag(), c.etag());
+    }
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let v = json!({
+            "apiVersion": "v1", "kind": "Thing",
+            "metadata": {"name": "a", "namespace": "default", "custom": {"k": 1}},
+            "status": {"items": []}
+        });
+        let e = entity(v.clone());
+        assert_eq!(e.metadata.extra["custom"], json!({"k": 1}));
+        assert_eq!(serde_json::to_value(&e).unwrap(), v);
+    }
+}
