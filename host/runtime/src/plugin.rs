@@ -344,16 +344,10 @@ impl Plugin {
                 .call_evaluate(&mut *store, &params, &batch)?;
             use bindings::check::exports::portolan::plugin::check as wit;
             Ok(match result {
-                Err(wit::Error::InvalidParameter((field, message))) => Err(CallError::Plugin {
-                    code: "invalid-parameter".into(),
-                    field: Some(field),
-                    message,
-                }),
-                Err(wit::Error::Other(message)) => Err(CallError::Plugin {
-                    code: "other".into(),
-                    field: None,
-                    message,
-                }),
+                Err(wit::Error::InvalidParameter((field, message))) => {
+                    Err(plugin_error("invalid-parameter", Some(field), message))
+                }
+                Err(wit::Error::Other(message)) => Err(plugin_error("other", None, message)),
                 Ok(outcomes) if outcomes.len() != expected => Err(CallError::BadOutput {
                     message: format!(
                         "evaluate returned {} outcomes for {expected} entities",
@@ -408,11 +402,7 @@ impl Plugin {
                         wit::Error::Misconfigured(m) => ("misconfigured", m),
                         wit::Error::Other(m) => ("other", m),
                     };
-                    Err(CallError::Plugin {
-                        code: code.into(),
-                        field: None,
-                        message,
-                    })
+                    Err(plugin_error(code, None, message))
                 }
                 Ok(page) => page
                     .entities
@@ -449,16 +439,10 @@ impl Plugin {
                 .portolan_plugin_generator()
                 .call_generate(&mut *store, &params)?;
             Ok(match result {
-                Err(wit::Error::InvalidParameter((field, message))) => Err(CallError::Plugin {
-                    code: "invalid-parameter".into(),
-                    field: Some(field),
-                    message,
-                }),
-                Err(wit::Error::Other(message)) => Err(CallError::Plugin {
-                    code: "other".into(),
-                    field: None,
-                    message,
-                }),
+                Err(wit::Error::InvalidParameter((field, message))) => {
+                    Err(plugin_error("invalid-parameter", Some(field), message))
+                }
+                Err(wit::Error::Other(message)) => Err(plugin_error("other", None, message)),
                 Ok(out) => {
                     let entity = match out.entity {
                         Some(e) => Some(Entity::try_from(e).map_err(|m| CallError::BadOutput {
@@ -505,21 +489,11 @@ impl Plugin {
                 .portolan_plugin_operation()
                 .call_run(&mut *store, &inv)?;
             Ok(match result {
-                Err(wit::Error::InvalidInput((field, message))) => Err(CallError::Plugin {
-                    code: "invalid-input".into(),
-                    field: Some(field),
-                    message,
-                }),
-                Err(wit::Error::Failed(message)) => Err(CallError::Plugin {
-                    code: "failed".into(),
-                    field: None,
-                    message,
-                }),
-                Err(wit::Error::Other(message)) => Err(CallError::Plugin {
-                    code: "other".into(),
-                    field: None,
-                    message,
-                }),
+                Err(wit::Error::InvalidInput((field, message))) => {
+                    Err(plugin_error("invalid-input", Some(field), message))
+                }
+                Err(wit::Error::Failed(message)) => Err(plugin_error("failed", None, message)),
+                Err(wit::Error::Other(message)) => Err(plugin_error("other", None, message)),
                 Ok(o) => model::parse_json("output", &o.output)
                     .map_err(|message| CallError::BadOutput { message })
                     .map(|output| ActionOutcome {
@@ -528,5 +502,14 @@ impl Plugin {
                     }),
             })
         })
+    }
+}
+
+/// The error a plugin returned through its interface's `variant error`.
+fn plugin_error(code: &str, field: Option<String>, message: String) -> CallError {
+    CallError::Plugin {
+        code: code.to_owned(),
+        field,
+        message,
     }
 }
