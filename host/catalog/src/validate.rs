@@ -160,6 +160,7 @@ fn check(c: &mut Checker, value: &Value) {
     let Some(root) = c.object(value, "/") else {
         return;
     };
+    check_nul(c, value, "");
     if let Some(v) = c.required_str(root, "apiVersion", "") {
         c.rule("/apiVersion", rules::check_api_version(v));
     }
@@ -273,6 +274,32 @@ fn check(c: &mut Checker, value: &Value) {
                 }
             }
         }
+    }
+}
+
+/// Rejects NUL characters anywhere: PostgreSQL cannot store them in text or
+/// JSONB, and the catalog must accept the same entities on both backends.
+fn check_nul(c: &mut Checker, value: &Value, at: &str) {
+    match value {
+        Value::String(s) if s.contains('\0') => c.report(
+            if at.is_empty() { "/" } else { at },
+            "must not contain NUL characters",
+        ),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                check_nul(c, item, &format!("{at}/{i}"));
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                let at = format!("{at}/{}", escape_pointer(k));
+                if k.contains('\0') {
+                    c.report(&at, "key must not contain NUL characters");
+                }
+                check_nul(c, v, &at);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -491,6 +518,13 @@ mod tests {
                 "metadata": {"name": "x"}})),
             vec!["/apiVersion"]
         );
+    }
+
+    #[test]
+    fn nul_characters_are_refused_anywhere() {
+        let got = pointers(json!({"apiVersion": "v1", "kind": "K",
+            "metadata": {"name": "x", "description": "a\0b"}, "spec": {"l": ["ok", "\0"]}}));
+        assert_eq!(got, vec!["/metadata/description", "/spec/l/1"]);
     }
 
     #[test]

@@ -45,6 +45,31 @@ pub enum StoreError {
     #[error("database query failed")]
     Database(#[from] sqlx::Error),
 
+    /// An `If-Match` precondition does not hold: the entity's current
+    /// etag is another one, or (`current: None`) there is no such entity.
+    #[error("entity {entity} does not match the expected revision")]
+    PreconditionFailed {
+        /// The entity's key (`kind:namespace/name`, lower case).
+        entity: String,
+        /// Its current etag, if it exists.
+        current: Option<String>,
+    },
+
+    /// A write would take over an entity that another origin owns (another
+    /// catalog source, or the API while a source owns it). As in Backstage,
+    /// an entity has one owner; delete it first to move it.
+    #[error("entity {entity} belongs to {owner}")]
+    OriginConflict {
+        /// The entity's key.
+        entity: String,
+        /// Who owns it: `api` or `source:<plugin-id>`.
+        owner: String,
+    },
+
+    /// The same entity appears twice in one batch.
+    #[error("entity {0} appears more than once in the batch")]
+    DuplicateEntity(String),
+
     /// A row holds a value this version does not understand (say, a role
     /// added by a newer version). Names the row so an operator can fix it.
     #[error("unexpected data in the database: {0}")]

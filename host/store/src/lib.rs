@@ -16,6 +16,11 @@
 //! - [`tokens`]: API tokens for the HTTP API: [`Role`], [`TokenInfo`],
 //!   [`NewToken`] and the `Store` methods that create, verify, list and
 //!   revoke them. Only a hash of each secret is stored.
+//! - [`entities`]: the catalog's tables: [`Store::put_entities`] (batch
+//!   upsert in one transaction), [`Store::put_entity`] (with `If-Match`),
+//!   [`Store::entity`], [`Store::delete_entity`] and
+//!   [`Store::list_entities`] (filters, cursor pages, total). Relations are
+//!   kept in both directions in the same transaction as their entity.
 //! - [`error`]: [`StoreError`], one enum whose cases callers branch on
 //!   (bad URL, database unreachable, migration failed, query failed).
 //! - [`testing`]: test support for this and other crates: throwaway SQLite
@@ -24,11 +29,16 @@
 //! All SQL is written as runtime queries (`sqlx::query` with binds) rather
 //! than the compile-time checked macros, so building needs no database.
 
+pub mod entities;
 pub mod error;
 pub mod store;
 pub mod testing;
 pub mod tokens;
 
+pub use entities::{
+    BatchSummary, EntityPage, EntityQuery, IfMatch, Origin, StoredEntity, WriteOutcome,
+    MAX_PAGE_SIZE,
+};
 pub use error::StoreError;
 pub use store::{Backend, Store};
 pub use tokens::{NewToken, ParseRoleError, Role, TokenInfo};

@@ -1,0 +1,833 @@
+//! The catalog's tables: entities, their tags and their relations.
+//!
+//! An entity is keyed by its lower-cased reference (`kind:namespace/name`),
+//! so `Component:default/Web` and `component:default/web` are one entity.
+//! Its body is stored as sent; its etag (see [`Entity::etag`]) changes only
+//! when the content does, so re-sending an unchanged entity writes nothing.
+//! Relations are stored in both directions with the entity that declared
+//! them (`origin_ref`), and replaced in the same transaction as that entity.
+//!
+//! Writes go through one path ([`Store::put_entities`] and
+//! [`Store::put_entity`] share it): read the current etags of every entity
+//! in the batch, decide per entity whether it is new, changed or unchanged,
+//! then write only the new and changed ones with multi-row statements, all
+//! in one transaction.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use portolan_catalog::{derive_relations, Entity, EntityRef, Relation};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::QueryBuilder;
+
+use crate::store::Pool;
+use crate::{Store, StoreError};
+
+/// Entity rows per multi-row INSERT: 13 binds each, far below SQLite's
+/// 32,766 and PostgreSQL's 65,535 bind limits, and large enough that a
+/// 10,000-entity batch takes ten statements.
+const ENTITY_ROWS_PER_INSERT: usize = 1_000;
+
+/// Relation rows per INSERT (5 binds each).
+const RELATION_ROWS_PER_INSERT: usize = 4_000;
+
+/// Tag rows per INSERT (2 binds each).
+const TAG_ROWS_PER_INSERT: usize = 8_000;
+
+/// Keys per `IN (...)` lookup or delete.
+const KEYS_PER_STATEMENT: usize = 8_000;
+
+/// The largest page [`Store::list_entities`] returns, whatever is asked:
+/// each entity carries its body and relations, so a page is bounded in
+/// memory.
+pub const MAX_PAGE_SIZE: u32 = 1_000;
+
+/// Who owns an entity: the API (pushed by a person or a CI job) or one
+/// catalog source plugin. A source only ever replaces or removes its own
+/// entities.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// Pushed through the HTTP API.
+    Api,
+    /// Returned by the catalog-source plugin with this id.
+    Source(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Api => f.write_str("api"),
+            Origin::Source(id) => write!(f, "source:{id}"),
+        }
+    }
+}
+
+impl FromStr for Origin {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Origin, String> {
+        match s.split_once(':') {
+            None if s == "api" => Ok(Origin::Api),
+            Some(("source", id)) if !id.is_empty() => Ok(Origin::Source(id.to_owned())),
+            _ => Err(format!(
+                "unknown origin {s:?}; expected \"api\" or \"source:<plugin-id>\""
+            )),
+        }
+    }
+}
+
+/// An `If-Match` precondition on a write or delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: the entity must exist.
+    Any,
+    /// The entity's current etag must be one of these.
+    Etags(Vec<String>),
+}
+
+impl IfMatch {
+    fn admits(&self, current: Option<&str>) -> bool {
+        match (self, current) {
+            (_, None) => false,
+            (IfMatch::Any, Some(_)) => true,
+            (IfMatch::Etags(etags), Some(cur)) => etags.iter().any(|e| e == cur),
+        }
+    }
+}
+
+/// An entity as stored, with its relations from every declaring entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEntity {
+    pub entity: Entity,
+    pub etag: String,
+    pub origin: Origin,
+    pub created_at: DateTime<Utc>,
+    /// When the content last changed; an unchanged re-send leaves it.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a write did to one entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Created,
+    Updated,
+    /// Same content as stored: nothing was written.
+    Unchanged,
+}
+
+/// What a batch write did, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchSummary {
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// Filters for [`Store::list_entities`]. Within one filter the values are
+/// alternatives (`kind=component,api`); different filters must all hold.
+/// Matching is case-insensitive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntityQuery {
+    pub kinds: Vec<String>,
+    pub namespaces: Vec<String>,
+    /// Owners as full references (an `ownedBy` relation's target).
+    pub owners: Vec<EntityRef>,
+    pub lifecycles: Vec<String>,
+    /// `spec.type`.
+    pub types: Vec<String>,
+    pub tags: Vec<String>,
+    /// Page size, at most [`MAX_PAGE_SIZE`].
+    pub limit: u32,
+    /// Continue after this entity key (from [`EntityPage::next_after`]).
+    pub after: Option<String>,
+}
+
+/// One page of entities, sorted by their lower-cased reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityPage {
+    pub items: Vec<StoredEntity>,
+    /// How many entities match the filters, on all pages.
+    pub total: u64,
+    /// The key to continue after, when there is a next page.
+    pub next_after: Option<String>,
+}
+
+/// An entity ready to write: the columns and the rows that hang off it.
+struct Prepared {
+    key: String,
+    kind: String,
+    namespace: String,
+    name: String,
+    lifecycle: Option<String>,
+    spec_type: Option<String>,
+    body: Value,
+    etag: String,
+    tags: Vec<String>,
+    relations: Vec<RelationRow>,
+}
+
+struct RelationRow {
+    source_key: String,
+    kind: &'static str,
+    target_key: String,
+    target_ref: String,
+}
+
+impl Prepared {
+    fn new(entity: &Entity) -> Result<Prepared, StoreError> {
+        let me = entity.entity_ref();
+        let mut body = serde_json::to_value(entity)
+            .map_err(|e| StoreError::InvalidData(format!("entity {me}: {e}")))?;
+        if let Some(obj) = body.as_object_mut() {
+            // Relations live in their own table; whatever the caller put
+            // here is not the stored truth.
+            obj.remove("relations");
+        }
+        let mut tags: Vec<String> = entity
+            .metadata
+            .tags
+            .iter()
+            .map(|t| t.to_lowercase())
+            .collect();
+        tags.sort();
+        tags.dedup();
+        let relations = derive_relations(entity)
+            .into_iter()
+            .map(|r| RelationRow {
+                source_key: r.source.key(),
+                kind: r.kind,
+                target_key: r.target.key(),
+                target_ref: r.target.to_string(),
+            })
+            .collect();
+        Ok(Prepared {
+            key: me.key(),
+            kind: entity.kind.clone(),
+            namespace: entity.metadata.namespace.clone(),
+            name: entity.metadata.name.clone(),
+            lifecycle: entity.spec_str("lifecycle").map(str::to_lowercase),
+            spec_type: entity.spec_str("type").map(str::to_lowercase),
+            body,
+            etag: entity.etag(),
+            tags,
+            relations,
+        })
+    }
+}
+
+/// What a write finds already stored.
+struct Existing {
+    etag: String,
+    origin: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct EntityRow {
+    entity_ref: String,
+    body: Json<Value>,
+    etag: String,
+    origin: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RelationOut {
+    source_key: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    target_ref: String,
+}
+
+impl EntityRow {
+    fn into_stored(self, relations: Vec<Relation>) -> Result<StoredEntity, StoreError> {
+        let mut entity: Entity = serde_json::from_value(self.body.0).map_err(|e| {
+            StoreError::InvalidData(format!(
+                "entity {}: body does not parse: {e}",
+                self.entity_ref
+            ))
+        })?;
+        entity.relations = relations;
+        let origin = self
+            .origin
+            .parse()
+            .map_err(|e| StoreError::InvalidData(format!("entity {}: {e}", self.entity_ref)))?;
+        Ok(StoredEntity {
+            entity,
+            etag: self.etag,
+            origin,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// Groups relation rows by source, sorted, without duplicates (two
+/// entities may declare the same relation: `a dependsOn b` and
+/// `b dependencyOf a`).
+fn group_relations(rows: Vec<RelationOut>) -> HashMap<String, Vec<Relation>> {
+    let mut out: HashMap<String, Vec<Relation>> = HashMap::new();
+    for row in rows {
+        out.entry(row.source_key).or_default().push(Relation {
+            kind: row.kind,
+            target_ref: row.target_ref,
+        });
+    }
+    for relations in out.values_mut() {
+        relations.sort();
+        relations.dedup();
+    }
+    out
+}
+
+/// The current time at the precision both backends store.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Decides what to do with each entity of a batch, given what is stored.
+/// Fails the whole batch on the first precondition or ownership conflict.
+fn plan(
+    batch: &[Prepared],
+    existing: &HashMap<String, Existing>,
+    origin: &Origin,
+    if_match: Option<&IfMatch>,
+) -> Result<Vec<WriteOutcome>, StoreError> {
+    let origin_text = origin.to_string();
+    batch
+        .iter()
+        .map(|p| {
+            let current = existing.get(&p.key);
+            if let Some(cond) = if_match {
+                if !cond.admits(current.map(|c| c.etag.as_str())) {
+                    return Err(StoreError::PreconditionFailed {
+                        entity: p.key.clone(),
+                        current: current.map(|c| c.etag.clone()),
+                    });
+                }
+            }
+            match current {
+                None => Ok(WriteOutcome::Created),
+                Some(c) if c.origin != origin_text => Err(StoreError::OriginConflict {
+                    entity: p.key.clone(),
+                    owner: c.origin.clone(),
+                }),
+                Some(c) if c.etag == p.etag => Ok(WriteOutcome::Unchanged),
+                Some(_) => Ok(WriteOutcome::Updated),
+            }
+        })
+        .collect()
+}
+
+/// The backend-specific halves: the same code instantiated for each
+/// backend's types, so each statement is type-checked per backend while
+/// the SQL is written once. Where the dialects differ, the arguments say
+/// how (row locks on PostgreSQL; SQLite's writer lock is taken by
+/// `BEGIN IMMEDIATE`).
+macro_rules! backend_impl {
+    ($module:ident, $db:ty, $conn:ty, $for_update:expr) => {
+        mod $module {
+            use super::*;
+
+            type Db = $db;
+            type Conn = $conn;
+
+            pub(super) async fn existing(
+                conn: &mut Conn,
+                keys: &[&str],
+            ) -> Result<HashMap<String, Existing>, StoreError> {
+                let mut out = HashMap::with_capacity(keys.len());
+                for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "SELECT entity_ref, etag, origin FROM entities WHERE entity_ref IN (",
+                    );
+                    let mut list = qb.separated(", ");
+                    for key in chunk {
+                        list.push_bind(*key);
+                    }
+                    qb.push(")");
+                    qb.push($for_update);
+                    let rows: Vec<(String, String, String)> =
+                        qb.build_query_as().fetch_all(&mut *conn).await?;
+                    for (key, etag, origin) in rows {
+                        out.insert(key, Existing { etag, origin });
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn delete_keys(
+                conn: &mut Conn,
+                table: &str,
+                column: &str,
+                keys: &[&str],
+            ) -> Result<(), StoreError> {
+                for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                    let mut qb =
+                        QueryBuilder::<Db>::new(format!("DELETE FROM {table} WHERE {column} IN ("));
+                    let mut list = qb.separated(", ");
+                    for key in chunk {
+                        list.push_bind(*key);
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            /// Writes new and changed entities with their tags and
+            /// relations. `replaced` are the keys whose old tags and
+            /// relations must go first.
+            pub(super) async fn write(
+                conn: &mut Conn,
+                rows: &[&Prepared],
+                replaced: &[&str],
+                origin: &str,
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                delete_keys(conn, "entity_relations", "origin_ref", replaced).await?;
+                delete_keys(conn, "entity_tags", "entity_ref", replaced).await?;
+                for chunk in rows.chunks(ENTITY_ROWS_PER_INSERT) {
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "INSERT INTO entities (entity_ref, kind, namespace, name, kind_key, \
+                         namespace_key, lifecycle, spec_type, body, etag, origin, created_at, \
+                         updated_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, p| {
+                        b.push_bind(p.key.as_str())
+                            .push_bind(p.kind.as_str())
+                            .push_bind(p.namespace.as_str())
+                            .push_bind(p.name.as_str())
+                            .push_bind(p.kind.to_lowercase())
+                            .push_bind(p.namespace.to_lowercase())
+                            .push_bind(p.lifecycle.as_deref())
+                            .push_bind(p.spec_type.as_deref())
+                            .push_bind(Json(&p.body))
+                            .push_bind(p.etag.as_str())
+                            .push_bind(origin)
+                            .push_bind(at)
+                            .push_bind(at);
+                    });
+                    qb.push(
+                        " ON CONFLICT (entity_ref) DO UPDATE SET kind = excluded.kind, \
+                         namespace = excluded.namespace, name = excluded.name, \
+                         kind_key = excluded.kind_key, namespace_key = excluded.namespace_key, \
+                         lifecycle = excluded.lifecycle, spec_type = excluded.spec_type, \
+                         body = excluded.body, etag = excluded.etag, origin = excluded.origin, \
+                         updated_at = excluded.updated_at",
+                    );
+                    qb.build().execute(&mut *conn).await?;
+                }
+                let tags: Vec<(&str, &str)> = rows
+                    .iter()
+                    .flat_map(|p| p.tags.iter().map(|t| (p.key.as_str(), t.as_str())))
+                    .collect();
+                for chunk in tags.chunks(TAG_ROWS_PER_INSERT) {
+                    let mut qb = QueryBuilder::<Db>::new("INSERT INTO entity_tags (entity_ref, tag) ");
+                    qb.push_values(chunk, |mut b, (key, tag)| {
+                        b.push_bind(*key).push_bind(*tag);
+                    });
+                    qb.build().execute(&mut *conn).await?;
+                }
+                let relations: Vec<(&str, &RelationRow)> = rows
+                    .iter()
+                    .flat_map(|p| p.relations.iter().map(|r| (p.key.as_str(), r)))
+                    .collect();
+                for chunk in relations.chunks(RELATION_ROWS_PER_INSERT) {
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "INSERT INTO entity_relations \
+                         (origin_ref, source_key, type, target_key, target_ref) ",
+                    );
+                    qb.push_values(chunk, |mut b, (key, r)| {
+                        b.push_bind(*key)
+                            .push_bind(r.source_key.as_str())
+                            .push_bind(r.kind)
+                            .push_bind(r.target_key.as_str())
+                            .push_bind(r.target_ref.as_str());
+                    });
+                    qb.build().execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            pub(super) async fn delete(conn: &mut Conn, key: &str) -> Result<bool, StoreError> {
+                let done = sqlx::query("DELETE FROM entities WHERE entity_ref = $1")
+                    .bind(key)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            /// Relations carried by each of `keys`, grouped by key.
+            async fn relations(
+                conn: &mut Conn,
+                keys: &[&str],
+            ) -> Result<HashMap<String, Vec<Relation>>, StoreError> {
+                let mut rows = Vec::new();
+                for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "SELECT source_key, type, target_ref FROM entity_relations \
+                         WHERE source_key IN (",
+                    );
+                    let mut list = qb.separated(", ");
+                    for key in chunk {
+                        list.push_bind(*key);
+                    }
+                    qb.push(")");
+                    rows.extend(qb.build_query_as::<RelationOut>().fetch_all(&mut *conn).await?);
+                }
+                Ok(group_relations(rows))
+            }
+
+            async fn attach(
+                conn: &mut Conn,
+                rows: Vec<EntityRow>,
+            ) -> Result<Vec<StoredEntity>, StoreError> {
+                let keys: Vec<&str> = rows.iter().map(|r| r.entity_ref.as_str()).collect();
+                let mut relations = relations(conn, &keys).await?;
+                rows.into_iter()
+                    .map(|row| {
+                        let rels = relations.remove(&row.entity_ref).unwrap_or_default();
+                        row.into_stored(rels)
+                    })
+                    .collect()
+            }
+
+            pub(super) async fn get(
+                conn: &mut Conn,
+                key: &str,
+            ) -> Result<Option<StoredEntity>, StoreError> {
+                let row: Option<EntityRow> = sqlx::query_as(
+                    "SELECT entity_ref, body, etag, origin, created_at, updated_at \
+                     FROM entities WHERE entity_ref = $1",
+                )
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await?;
+                match row {
+                    None => Ok(None),
+                    Some(row) => Ok(attach(conn, vec![row]).await?.pop()),
+                }
+            }
+
+            fn push_any<'a>(
+                qb: &mut QueryBuilder<'a, Db>,
+                column: &str,
+                values: &'a [String],
+            ) {
+                if values.is_empty() {
+                    return;
+                }
+                qb.push(format!(" AND {column} IN ("));
+                let mut list = qb.separated(", ");
+                for v in values {
+                    list.push_bind(v.as_str());
+                }
+                qb.push(")");
+            }
+
+            fn push_filters<'a>(qb: &mut QueryBuilder<'a, Db>, f: &'a Filters) {
+                qb.push(" WHERE 1 = 1");
+                push_any(qb, "e.kind_key", &f.kinds);
+                push_any(qb, "e.namespace_key", &f.namespaces);
+                push_any(qb, "e.lifecycle", &f.lifecycles);
+                push_any(qb, "e.spec_type", &f.types);
+                if !f.tags.is_empty() {
+                    qb.push(
+                        " AND EXISTS (SELECT 1 FROM entity_tags t \
+                         WHERE t.entity_ref = e.entity_ref",
+                    );
+                    push_any(qb, "t.tag", &f.tags);
+                    qb.push(")");
+                }
+                if !f.owners.is_empty() {
+                    qb.push(
+                        " AND EXISTS (SELECT 1 FROM entity_relations r \
+                         WHERE r.source_key = e.entity_ref AND r.type = 'ownedBy'",
+                    );
+                    push_any(qb, "r.target_key", &f.owners);
+                    qb.push(")");
+                }
+            }
+
+            pub(super) async fn list(
+                conn: &mut Conn,
+                f: &Filters,
+                limit: u32,
+                after: Option<&str>,
+            ) -> Result<EntityPage, StoreError> {
+                let mut qb = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM entities e");
+                push_filters(&mut qb, f);
+                let total: i64 = qb.build_query_scalar().fetch_one(&mut *conn).await?;
+
+                let mut qb = QueryBuilder::<Db>::new(
+                    "SELECT e.entity_ref, e.body, e.etag, e.origin, e.created_at, e.updated_at \
+                     FROM entities e",
+                );
+                push_filters(&mut qb, f);
+                if let Some(after) = after {
+                    qb.push(" AND e.entity_ref > ").push_bind(after);
+                }
+                qb.push(" ORDER BY e.entity_ref LIMIT ")
+                    .push_bind(i64::from(limit) + 1);
+                let mut rows: Vec<EntityRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
+                let more = rows.len() > limit as usize;
+                rows.truncate(limit as usize);
+                let next_after = if more {
+                    rows.last().map(|r| r.entity_ref.clone())
+                } else {
+                    None
+                };
+                Ok(EntityPage {
+                    items: attach(conn, rows).await?,
+                    total: u64::try_from(total).unwrap_or(0),
+                    next_after,
+                })
+            }
+        }
+    };
+}
+
+backend_impl!(sqlite, sqlx::Sqlite, sqlx::SqliteConnection, "");
+backend_impl!(postgres, sqlx::Postgres, sqlx::PgConnection, " FOR UPDATE");
+
+/// [`EntityQuery`]'s filters, lower-cased for the key columns.
+struct Filters {
+    kinds: Vec<String>,
+    namespaces: Vec<String>,
+    owners: Vec<String>,
+    lifecycles: Vec<String>,
+    types: Vec<String>,
+    tags: Vec<String>,
+}
+
+impl Filters {
+    fn new(q: &EntityQuery) -> Filters {
+        let lower = |v: &[String]| v.iter().map(|s| s.to_lowercase()).collect();
+        Filters {
+            kinds: lower(&q.kinds),
+            namespaces: lower(&q.namespaces),
+            owners: q.owners.iter().map(EntityRef::key).collect(),
+            lifecycles: lower(&q.lifecycles),
+            types: lower(&q.types),
+            tags: lower(&q.tags),
+        }
+    }
+}
+
+/// Runs the same body against whichever backend module fits the pool, in a
+/// transaction that holds the write lock from the start: on SQLite,
+/// `BEGIN IMMEDIATE`, because a deferred transaction that reads and then
+/// writes fails outright ("database is locked") if another writer got in
+/// between; on PostgreSQL the reads lock their rows (`FOR UPDATE`).
+macro_rules! in_write_transaction {
+    ($store:expr, |$backend:ident, $conn:ident| $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let $conn: &mut sqlx::SqliteConnection = &mut tx;
+                #[allow(unused_imports)]
+                use self::sqlite as $backend;
+                let out = $body;
+                tx.commit().await?;
+                out
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let $conn: &mut sqlx::PgConnection = &mut tx;
+                #[allow(unused_imports)]
+                use self::postgres as $backend;
+                let out = $body;
+                tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+impl Store {
+    /// Writes a batch of entities in one transaction, all or nothing, as
+    /// owned by `origin`. Unchanged entities (same etag) are not rewritten.
+    ///
+    /// Fails without writing anything if two entities in the batch share a
+    /// reference ([`StoreError::DuplicateEntity`]) or one of them belongs
+    /// to another origin ([`StoreError::OriginConflict`]).
+    pub async fn put_entities(
+        &self,
+        entities: &[Entity],
+        origin: &Origin,
+    ) -> Result<BatchSummary, StoreError> {
+        let outcomes = self.write(entities, origin, None).await?;
+        let mut summary = BatchSummary::default();
+        for outcome in outcomes {
+            match outcome {
+                WriteOutcome::Created => summary.added += 1,
+                WriteOutcome::Updated => summary.updated += 1,
+                WriteOutcome::Unchanged => summary.unchanged += 1,
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Writes one entity and returns it as stored. With `if_match`, fails
+    /// with [`StoreError::PreconditionFailed`] unless the stored etag
+    /// matches (or, for [`IfMatch::Any`], the entity exists).
+    pub async fn put_entity(
+        &self,
+        entity: &Entity,
+        origin: &Origin,
+        if_match: Option<&IfMatch>,
+    ) -> Result<(WriteOutcome, StoredEntity), StoreError> {
+        let outcome = self
+            .write(std::slice::from_ref(entity), origin, if_match)
+            .await?[0];
+        let stored = self.entity(&entity.entity_ref()).await?.ok_or_else(|| {
+            // Deleted by someone else between our commit and this read.
+            StoreError::InvalidData(format!(
+                "entity {} vanished right after it was written",
+                entity.entity_ref()
+            ))
+        })?;
+        Ok((outcome, stored))
+    }
+
+    async fn write(
+        &self,
+        entities: &[Entity],
+        origin: &Origin,
+        if_match: Option<&IfMatch>,
+    ) -> Result<Vec<WriteOutcome>, StoreError> {
+        let prepared = entities
+            .iter()
+            .map(Prepared::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut seen = HashSet::with_capacity(prepared.len());
+        for p in &prepared {
+            if !seen.insert(p.key.as_str()) {
+                return Err(StoreError::DuplicateEntity(p.key.clone()));
+            }
+        }
+        let keys: Vec<&str> = prepared.iter().map(|p| p.key.as_str()).collect();
+        let origin_text = origin.to_string();
+        let at = now();
+        let outcomes = in_write_transaction!(self, |backend, conn| {
+            let existing = backend::existing(conn, &keys).await?;
+            let outcomes = plan(&prepared, &existing, origin, if_match)?;
+            let changed: Vec<&Prepared> = prepared
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| **o != WriteOutcome::Unchanged)
+                .map(|(p, _)| p)
+                .collect();
+            let replaced: Vec<&str> = prepared
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| **o == WriteOutcome::Updated)
+                .map(|(p, _)| p.key.as_str())
+                .collect();
+            if !changed.is_empty() {
+                backend::write(conn, &changed, &replaced, &origin_text, at).await?;
+            }
+            outcomes
+        });
+        Ok(outcomes)
+    }
+
+    /// The entity with this reference (case-insensitive), with its
+    /// relations.
+    pub async fn entity(&self, entity: &EntityRef) -> Result<Option<StoredEntity>, StoreError> {
+        let key = entity.key();
+        match &self.pool {
+            Pool::Sqlite(pool) => sqlite::get(&mut *pool.acquire().await?, &key).await,
+            Pool::Postgres(pool) => postgres::get(&mut *pool.acquire().await?, &key).await,
+        }
+    }
+
+    /// Deletes an entity with the tags and relations it declared (relations
+    /// other entities declare towards it stay, as in Backstage). Returns
+    /// `false` if there was none; with `if_match`, fails with
+    /// [`StoreError::PreconditionFailed`] unless the stored etag matches.
+    pub async fn delete_entity(
+        &self,
+        entity: &EntityRef,
+        if_match: Option<&IfMatch>,
+    ) -> Result<bool, StoreError> {
+        let key = entity.key();
+        let deleted = in_write_transaction!(self, |backend, conn| {
+            let existing = backend::existing(conn, &[key.as_str()]).await?;
+            let current = existing.get(&key).map(|e| e.etag.clone());
+            match if_match {
+                Some(cond) if !cond.admits(current.as_deref()) => {
+                    return Err(StoreError::PreconditionFailed {
+                        entity: key,
+                        current,
+                    })
+                }
+                _ => {}
+            }
+            // Tags and declared relations go with the row (ON DELETE CASCADE).
+            backend::delete(conn, &key).await?
+        });
+        Ok(deleted)
+    }
+
+    /// A page of entities matching the query, sorted by reference, with the
+    /// total number of matches.
+    pub async fn list_entities(&self, query: &EntityQuery) -> Result<EntityPage, StoreError> {
+        let filters = Filters::new(query);
+        let limit = query.limit.clamp(1, MAX_PAGE_SIZE);
+        let after = query.after.as_deref();
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlite::list(&mut *pool.acquire().await?, &filters, limit, after).await
+            }
+            Pool::Postgres(pool) => {
+                postgres::list(&mut *pool.acquire().await?, &filters, limit, after).await
+            }
+        }
+    }
+
+    /// How many entities each origin owns; for sync reports and tests.
+    pub async fn count_entities_by_origin(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let rows: Vec<(String, i64)> = crate::store::on_pool!(&self.pool, pool => {
+            sqlx::query_as("SELECT origin, COUNT(*) FROM entities GROUP BY origin")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(o, n)| (o, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_round_trip() {
+        for o in [Origin::Api, Origin::Source("catalog-files".into())] {
+            assert_eq!(o.to_string().parse::<Origin>(), Ok(o));
+        }
+        for bad in ["", "API", "source:", "plugin:x"] {
+            assert!(bad.parse::<Origin>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn if_match_needs_a_current_entity() {
+        assert!(!IfMatch::Any.admits(None));
+        assert!(IfMatch::Any.admits(Some("a")));
+        let etags = IfMatch::Etags(vec!["a".into(), "b".into()]);
+        assert!(etags.admits(Some("b")));
+        assert!(!etags.admits(Some("c")));
+        assert!(!etags.admits(None));
+    }
+}
