@@ -25,7 +25,8 @@ pub fn router(state: AppState) -> Router {
         .route("/plugins", get(list_plugins))
         .route("/plugins/{id}", get(get_plugin))
         .route("/tokens", get(list_tokens).post(create_token))
-        .route("/tokens/{id}", delete(revoke_token));
+        .route("/tokens/{id}", delete(revoke_token))
+        .merge(crate::entities::routes());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -25,6 +25,20 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// The problems of one entity in a batch.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EntityProblems {
+    /// Its position among the batch's entities (0-based).
+    pub index: usize,
+    /// The YAML document it came from (0-based; 0 for JSON).
+    pub document: usize,
+    /// `kind:namespace/name` as far as it could be read, else `null`.
+    #[serde(rename = "ref")]
+    pub entity_ref: Option<String>,
+    /// Each problem, `field` a JSON pointer into the entity.
+    pub errors: Vec<FieldError>,
+}
+
 /// An API error.
 #[derive(Debug)]
 pub enum ApiError {
@@ -38,9 +52,21 @@ pub enum ApiError {
         detail: String,
         errors: Vec<FieldError>,
     },
+    /// Invalid entities in a batch: every bad entity with its problems.
+    /// Rendered like [`ApiError::Invalid`] (each problem in `errors`, its
+    /// field prefixed with the entity's index) plus an `entities` list.
+    InvalidEntities {
+        detail: String,
+        entities: Vec<EntityProblems>,
+    },
     Unauthenticated(String),
     Forbidden(String),
     NotFound(String),
+    /// The request conflicts with the resource's state (e.g. the entity
+    /// belongs to a catalog source).
+    Conflict(String),
+    /// An `If-Match` precondition does not hold.
+    PreconditionFailed(String),
     MethodNotAllowed,
     UnsupportedMediaType(String),
     PayloadTooLarge(String),
@@ -63,10 +89,16 @@ impl ApiError {
             ApiError::BadRequest { .. } => {
                 (StatusCode::BAD_REQUEST, "bad-request", "Malformed request")
             }
-            ApiError::Invalid { .. } => (
+            ApiError::Invalid { .. } | ApiError::InvalidEntities { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation",
                 "Invalid input",
+            ),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::PreconditionFailed(_) => (
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "Precondition failed",
             ),
             ApiError::Unauthenticated(_) => (
                 StatusCode::UNAUTHORIZED,
@@ -121,19 +153,40 @@ struct Problem<'a> {
     field: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<FieldError>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    entities: Vec<EntityProblems>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, title) = self.parts();
+        let mut entities = Vec::new();
         let (detail, field, errors) = match self {
             ApiError::BadRequest { detail, field } => (detail, field, vec![]),
             ApiError::Invalid { detail, errors } => {
                 (detail, errors.first().map(|e| e.field.clone()), errors)
             }
+            ApiError::InvalidEntities {
+                detail,
+                entities: bad,
+            } => {
+                let errors: Vec<FieldError> = bad
+                    .iter()
+                    .flat_map(|e| {
+                        e.errors.iter().map(move |f| FieldError {
+                            field: format!("/{}{}", e.index, f.field.trim_end_matches('/')),
+                            message: f.message.clone(),
+                        })
+                    })
+                    .collect();
+                entities = bad;
+                (detail, errors.first().map(|e| e.field.clone()), errors)
+            }
             ApiError::Unauthenticated(d) => (d, Some("header.authorization".into()), vec![]),
             ApiError::Forbidden(d)
             | ApiError::NotFound(d)
+            | ApiError::Conflict(d)
+            | ApiError::PreconditionFailed(d)
             | ApiError::UnsupportedMediaType(d)
             | ApiError::PayloadTooLarge(d)
             | ApiError::Unavailable(d) => (d, None, vec![]),
@@ -158,6 +211,7 @@ impl IntoResponse for ApiError {
             detail,
             field,
             errors,
+            entities,
         };
         let mut resp = (status, axum::Json(body)).into_response();
         resp.headers_mut().insert(

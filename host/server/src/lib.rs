@@ -7,6 +7,8 @@
 //! - [`app`]: the shared state and the `run(listener, config, shutdown)`
 //!   entry point used by `portolan serve` and by the end-to-end tests.
 //! - [`api`]: the routes under `/api/v1` plus health, readiness and metrics.
+//! - [`entities`]: the catalog's push and read API (`/api/v1/entities`):
+//!   upsert, get, delete, batch push and list.
 //! - [`error`]: the API's error type (`application/problem+json`) and the
 //!   extractors that turn malformed input into it.
 //! - [`auth`]: bearer tokens with roles.
@@ -19,6 +21,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod entities;
 pub mod error;
 pub mod metrics;
 pub mod openapi;

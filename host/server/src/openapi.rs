@@ -16,6 +16,11 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("/api/v1/tokens", "get"),
     ("/api/v1/tokens", "post"),
     ("/api/v1/tokens/{id}", "delete"),
+    ("/api/v1/entities", "get"),
+    ("/api/v1/entities/batch", "post"),
+    ("/api/v1/entities/{kind}/{namespace}/{name}", "get"),
+    ("/api/v1/entities/{kind}/{namespace}/{name}", "put"),
+    ("/api/v1/entities/{kind}/{namespace}/{name}", "delete"),
 ];
 
 fn problem_responses(codes: &[&str]) -> Value {
@@ -29,7 +34,10 @@ fn problem_responses(codes: &[&str]) -> Value {
                     "401" => "Missing, unknown or revoked token",
                     "403" => "The token's role is too low",
                     "404" => "Not found",
-                    "415" => "Body is not JSON",
+                    "409" => "Conflicts with the resource's state (e.g. the entity belongs to a catalog source)",
+                    "412" => "If-Match does not hold: the entity changed or does not exist",
+                    "413" => "Body or batch too large",
+                    "415" => "Body is not JSON (or, where accepted, YAML)",
                     "422" => "Invalid input; `errors` names each field",
                     _ => "Error",
                 },
@@ -47,6 +55,16 @@ fn with(mut base: Value, ok_code: &str, ok: Value) -> Value {
 
 /// The document.
 pub fn document() -> Value {
+    let entity_path = json!([
+        {"name": "kind", "in": "path", "required": true, "schema": {"type": "string"}},
+        {"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}},
+        {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}
+    ]);
+    let mut with_if_match = entity_path.clone();
+    if let Some(params) = with_if_match.as_array_mut() {
+        params.push(json!({"name": "If-Match", "in": "header",
+            "description": "`*` or the quoted etag the change is based on", "schema": {"type": "string"}}));
+    }
     let json_ok = |desc: &str, schema: Value| json!({"description": desc, "content": {"application/json": {"schema": schema}}});
     json!({
         "openapi": "3.1.0",
@@ -119,6 +137,66 @@ pub fn document() -> Value {
                         ]})))
                 }
             },
+            "/api/v1/entities": {"get": {
+                "summary": "List entities, filtered, sorted by reference, one page at a time",
+                "description": "Each filter takes one value or several separated by commas (alternatives); different filters must all hold. Matching is case-insensitive.",
+                "parameters": [
+                    {"name": "kind", "in": "query", "schema": {"type": "string"}},
+                    {"name": "namespace", "in": "query", "schema": {"type": "string"}},
+                    {"name": "owner", "in": "query", "description": "An owner reference; shorthand as in spec.owner (`team-a` is `group:default/team-a`)", "schema": {"type": "string"}},
+                    {"name": "lifecycle", "in": "query", "schema": {"type": "string"}},
+                    {"name": "type", "in": "query", "description": "spec.type", "schema": {"type": "string"}},
+                    {"name": "tag", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                    {"name": "cursor", "in": "query", "description": "`nextCursor` of the previous page", "schema": {"type": "string"}}
+                ],
+                "responses": with(problem_responses(&["401", "422"]), "200",
+                    json_ok("A page of entities", json!({"type": "object", "required": ["items", "total", "nextCursor"], "properties": {
+                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Entity"}},
+                        "total": {"type": "integer", "description": "Matches on all pages"},
+                        "nextCursor": {"type": ["string", "null"]}
+                    }})))
+            }},
+            "/api/v1/entities/batch": {"post": {
+                "summary": "Upsert many entities in one transaction, all or nothing (member)",
+                "description": "Every entity is validated first; if any is invalid, nothing is stored and the 422 lists each bad entity (`entities`: index, document, ref, errors). Unchanged entities keep their revision.",
+                "requestBody": {"required": true, "content": {
+                    "application/json": {"schema": {"oneOf": [
+                        {"type": "array", "items": {"$ref": "#/components/schemas/Entity"}},
+                        {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Entity"}}}}
+                    ]}},
+                    "application/yaml": {"schema": {"type": "string", "description": "One or more YAML documents, each an entity"}}
+                }},
+                "responses": with(problem_responses(&["400", "401", "403", "409", "413", "415", "422"]), "200",
+                    json_ok("Stored", json!({"type": "object", "required": ["total", "added", "updated", "unchanged"], "properties": {
+                        "total": {"type": "integer"}, "added": {"type": "integer"},
+                        "updated": {"type": "integer"}, "unchanged": {"type": "integer"}
+                    }})))
+            }},
+            "/api/v1/entities/{kind}/{namespace}/{name}": {
+                "get": {
+                    "summary": "One entity with its relations; `ETag` header",
+                    "parameters": entity_path.clone(),
+                    "responses": with(problem_responses(&["401", "404"]), "200",
+                        json_ok("The entity", json!({"$ref": "#/components/schemas/Entity"})))
+                },
+                "put": {
+                    "summary": "Create or replace one entity (member); the body must describe the entity the path names",
+                    "parameters": with_if_match.clone(),
+                    "requestBody": {"required": true, "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Entity"}},
+                        "application/yaml": {"schema": {"type": "string"}}
+                    }},
+                    "responses": with(with(problem_responses(&["400", "401", "403", "409", "412", "413", "415", "422"]), "201",
+                        json_ok("Created", json!({"$ref": "#/components/schemas/Entity"}))), "200",
+                        json_ok("Updated, or unchanged (same etag)", json!({"$ref": "#/components/schemas/Entity"})))
+                },
+                "delete": {
+                    "summary": "Delete one entity and the relations it declared (member)",
+                    "parameters": with_if_match,
+                    "responses": with(problem_responses(&["400", "401", "403", "404", "412"]), "204", json!({"description": "Deleted"}))
+                }
+            },
             "/api/v1/tokens/{id}": {"delete": {
                 "summary": "Revoke a token (admin)",
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
@@ -138,6 +216,33 @@ pub fn document() -> Value {
                         "field": {"type": "string", "description": "The field at fault: a JSON pointer into the body, `query.NAME` or `header.NAME`"},
                         "errors": {"type": "array", "items": {"type": "object", "required": ["field", "message"], "properties": {
                             "field": {"type": "string"}, "message": {"type": "string"}
+                        }}}
+                    }
+                },
+                "Entity": {
+                    "type": "object", "required": ["apiVersion", "kind", "metadata"],
+                    "description": "A catalog entity in Backstage's descriptor format. `relations` and `metadata.etag` are computed; whatever a client sends there is ignored.",
+                    "properties": {
+                        "apiVersion": {"type": "string", "examples": ["backstage.io/v1alpha1"]},
+                        "kind": {"type": "string", "examples": ["Component"]},
+                        "metadata": {"type": "object", "required": ["name"], "properties": {
+                            "name": {"type": "string", "maxLength": 63},
+                            "namespace": {"type": "string", "default": "default"},
+                            "title": {"type": "string"},
+                            "description": {"type": "string"},
+                            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                            "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                            "tags": {"type": "array", "items": {"type": "string"}},
+                            "links": {"type": "array", "items": {"type": "object", "required": ["url"], "properties": {
+                                "url": {"type": "string"}, "title": {"type": "string"},
+                                "icon": {"type": "string"}, "type": {"type": "string"}
+                            }}},
+                            "etag": {"type": "string", "readOnly": true}
+                        }},
+                        "spec": {"type": "object"},
+                        "relations": {"type": "array", "readOnly": true, "items": {"type": "object", "required": ["type", "targetRef"], "properties": {
+                            "type": {"type": "string", "examples": ["ownedBy"]},
+                            "targetRef": {"type": "string", "examples": ["group:default/team-a"]}
                         }}}
                     }
                 },
