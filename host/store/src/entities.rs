@@ -388,8 +388,6 @@ macro_rules! backend_impl {
                 origin: &str,
                 at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
-                delete_keys(conn, "entity_relations", "origin_ref", replaced).await?;
-                delete_keys(conn, "entity_tags", "entity_ref", replaced).await?;
                 for chunk in rows.chunks(ENTITY_ROWS_PER_INSERT) {
                     let mut qb = QueryBuilder::<Db>::new(
                         "INSERT INTO entities (entity_ref, kind, namespace, name, kind_key, \
@@ -421,6 +419,12 @@ macro_rules! backend_impl {
                     );
                     qb.build().execute(&mut *conn).await?;
                 }
+                // Only now, with every row written and so locked: on
+                // PostgreSQL a concurrent writer of the same new entity has
+                // committed by the time our upsert got past it, and these
+                // statements (each a fresh snapshot) see and clear its rows.
+                delete_keys(conn, "entity_relations", "origin_ref", replaced).await?;
+                delete_keys(conn, "entity_tags", "entity_ref", replaced).await?;
                 let tags: Vec<(&str, &str)> = rows
                     .iter()
                     .flat_map(|p| p.tags.iter().map(|t| (p.key.as_str(), t.as_str())))
@@ -725,12 +729,12 @@ impl Store {
                 .filter(|(_, o)| **o != WriteOutcome::Unchanged)
                 .map(|(p, _)| p)
                 .collect();
-            let replaced: Vec<&str> = prepared
-                .iter()
-                .zip(&outcomes)
-                .filter(|(_, o)| **o == WriteOutcome::Updated)
-                .map(|(p, _)| p.key.as_str())
-                .collect();
+            // Clear old tags and relations for new entities too: on
+            // PostgreSQL two writers may both find an entity absent (there
+            // is no row to lock yet); the second then waits on the primary
+            // key, updates the row, and must not leave the first one's
+            // relations beside its own.
+            let replaced: Vec<&str> = changed.iter().map(|p| p.key.as_str()).collect();
             if !changed.is_empty() {
                 backend::write(conn, &changed, &replaced, &origin_text, at).await?;
             }

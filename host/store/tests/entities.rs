@@ -43,6 +43,7 @@ entity_suite!(
     batch_of_ten_thousand_in_one_transaction,
     delete_takes_declared_relations_along,
     filters_and_cursor_pages,
+    concurrent_creates_leave_relations_matching_the_body,
 );
 
 async fn run<F, Fut>(db: TestDatabase, test: F)
@@ -334,6 +335,7 @@ mod suite {
         );
         // Generous bounds for a debug build on a shared machine; they catch
         // a row-at-a-time regression (minutes), not a slow day.
+        eprintln!("10k batch: first {first:?}, unchanged re-send {again:?}");
         assert!(first.as_secs() < 60, "first write took {first:?}");
         assert!(
             again < first,
@@ -486,5 +488,30 @@ mod suite {
             relations(&page.items[0]),
             vec![pair("ownedBy", "group:default/team-0")]
         );
+    }
+
+    pub async fn concurrent_creates_leave_relations_matching_the_body(store: Store) {
+        for round in 0..10 {
+            let name = format!("race-{round}");
+            let a = component(&name, "team-a", json!({}));
+            let b = component(&name, "team-b", json!({}));
+            let (ra, rb) = tokio::join!(
+                store.put_entity(&a, &Origin::Api, None),
+                store.put_entity(&b, &Origin::Api, None)
+            );
+            ra.unwrap();
+            rb.unwrap();
+            let stored = store
+                .entity(&r(&format!("component:{name}")))
+                .await
+                .unwrap()
+                .unwrap();
+            let owner = stored.entity.spec_str("owner").unwrap().to_owned();
+            assert_eq!(
+                relations(&stored),
+                vec![pair("ownedBy", &format!("group:default/{owner}"))],
+                "round {round}"
+            );
+        }
     }
 }
