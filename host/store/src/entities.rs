@@ -415,9 +415,24 @@ macro_rules! backend_impl {
                          kind_key = excluded.kind_key, namespace_key = excluded.namespace_key, \
                          lifecycle = excluded.lifecycle, spec_type = excluded.spec_type, \
                          body = excluded.body, etag = excluded.etag, origin = excluded.origin, \
-                         updated_at = excluded.updated_at",
+                         updated_at = excluded.updated_at \
+                         WHERE entities.origin = excluded.origin",
                     );
-                    qb.build().execute(&mut *conn).await?;
+                    let written = qb.build().execute(&mut *conn).await?.rows_affected();
+                    if written < chunk.len() as u64 {
+                        // Another origin created one of these after we
+                        // looked (PostgreSQL only: there was no row to
+                        // lock). Name it; the caller's rollback undoes the
+                        // rest.
+                        let keys: Vec<&str> = chunk.iter().map(|p| p.key.as_str()).collect();
+                        let now = existing(conn, &keys).await?;
+                        let (entity, owner) = now
+                            .into_iter()
+                            .find(|(_, e)| e.origin != origin)
+                            .map(|(k, e)| (k, e.origin))
+                            .unwrap_or_else(|| (keys[0].to_owned(), "another origin".into()));
+                        return Err(StoreError::OriginConflict { entity, owner });
+                    }
                 }
                 // Only now, with every row written and so locked: on
                 // PostgreSQL a concurrent writer of the same new entity has

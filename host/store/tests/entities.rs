@@ -44,6 +44,7 @@ entity_suite!(
     delete_takes_declared_relations_along,
     filters_and_cursor_pages,
     concurrent_creates_leave_relations_matching_the_body,
+    concurrent_creates_by_two_origins_leave_one_owner,
 );
 
 async fn run<F, Fut>(db: TestDatabase, test: F)
@@ -512,6 +513,36 @@ mod suite {
                 vec![pair("ownedBy", &format!("group:default/{owner}"))],
                 "round {round}"
             );
+        }
+    }
+
+    pub async fn concurrent_creates_by_two_origins_leave_one_owner(store: Store) {
+        let git = Origin::Source("git".into());
+        for round in 0..10 {
+            let name = format!("race-{round}");
+            let a = component(&name, "team-a", json!({}));
+            let b = component(&name, "team-b", json!({}));
+            let (ra, rb) = tokio::join!(
+                store.put_entity(&a, &Origin::Api, None),
+                store.put_entity(&b, &git, None)
+            );
+            // Exactly one wins; the other is told who owns the entity.
+            let (winner, loser) = match (ra, rb) {
+                (Ok((_, s)), Err(e)) => (s, e),
+                (Err(e), Ok((_, s))) => (s, e),
+                (ra, rb) => panic!("round {round}: {ra:?} / {rb:?}"),
+            };
+            assert!(
+                matches!(loser, StoreError::OriginConflict { ref owner, .. } if *owner == winner.origin.to_string()),
+                "round {round}: {loser}"
+            );
+            let stored = store
+                .entity(&r(&format!("component:{name}")))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(stored.origin, winner.origin);
+            assert_eq!(stored.etag, winner.etag);
         }
     }
 }
