@@ -358,13 +358,13 @@ impl host::Host for CallState {
     }
 
     fn settings(&mut self) -> String {
-        self.grants.settings.to_string()
+        crate::model::json_text(&self.grants.settings)
     }
 
     fn setting(&mut self, key: String) -> Option<String> {
         match self.grants.settings.get(&key)? {
             serde_json::Value::String(s) => Some(s.clone()),
-            other => Some(other.to_string()),
+            other => Some(crate::model::json_text(other)),
         }
     }
 

@@ -134,6 +134,13 @@ fn default_namespace() -> String {
     "default".to_owned()
 }
 
+/// JSON text of a value. `serde_json::to_string` writes straight into a
+/// buffer; `Value::to_string` goes through `fmt::Formatter` and is about 3x
+/// slower, which shows on every plugin call (benches/runtime.rs).
+pub(crate) fn json_text(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+}
+
 /// Parses JSON text a plugin returned, naming the field when it is not JSON.
 pub(crate) fn parse_json(field: &str, text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| format!("{field} is not valid JSON: {e}"))
@@ -152,7 +159,7 @@ impl From<&Entity> for wit::Entity {
             annotations: pairs(&e.metadata.annotations),
             tags: e.metadata.tags.clone(),
             links: e.metadata.links.iter().map(Into::into).collect(),
-            spec: e.spec.to_string(),
+            spec: json_text(&e.spec),
             relations: e
                 .relations
                 .iter()

@@ -331,7 +331,7 @@ impl Plugin {
         if self.role != Role::ScorecardCheck {
             return self.wrong_role(Role::ScorecardCheck);
         }
-        let params = parameters.to_string();
+        let params = model::json_text(parameters);
         let batch: Vec<bindings::types::Entity> = entities.iter().map(Into::into).collect();
         let expected = entities.len();
         self.call(self.timeout(), |pre, store| {
@@ -428,7 +428,7 @@ impl Plugin {
         if self.role != Role::ScaffoldGenerator {
             return self.wrong_role(Role::ScaffoldGenerator);
         }
-        let params = parameters.to_string();
+        let params = model::json_text(parameters);
         self.call(self.timeout(), |pre, store| {
             let Pre::Generator(p) = pre else {
                 unreachable!("role checked above")
@@ -477,7 +477,7 @@ impl Plugin {
         use bindings::action::exports::portolan::plugin::operation as wit;
         let inv = wit::Invocation {
             run_id: invocation.run_id.clone(),
-            input: invocation.input.to_string(),
+            input: model::json_text(&invocation.input),
             entity: invocation.entity.as_ref().map(Into::into),
         };
         self.call(self.timeout(), |pre, store| {
