@@ -155,6 +155,25 @@ pub struct EntityPage {
     pub next_after: Option<String>,
 }
 
+/// An entity of a batch before we know whether it changed: its key and
+/// etag only, so that an unchanged re-send (a source's resync) costs a hash
+/// per entity and no more.
+struct Pending<'a> {
+    key: String,
+    etag: String,
+    entity: &'a Entity,
+}
+
+impl<'a> Pending<'a> {
+    fn new(entity: &'a Entity) -> Pending<'a> {
+        Pending {
+            key: entity.entity_ref().key(),
+            etag: entity.etag(),
+            entity,
+        }
+    }
+}
+
 /// An entity ready to write: the columns and the rows that hang off it.
 struct Prepared {
     key: String,
@@ -177,7 +196,8 @@ struct RelationRow {
 }
 
 impl Prepared {
-    fn new(entity: &Entity) -> Result<Prepared, StoreError> {
+    fn new(pending: &Pending<'_>) -> Result<Prepared, StoreError> {
+        let entity = pending.entity;
         let me = entity.entity_ref();
         let mut body = serde_json::to_value(entity)
             .map_err(|e| StoreError::InvalidData(format!("entity {me}: {e}")))?;
@@ -204,14 +224,14 @@ impl Prepared {
             })
             .collect();
         Ok(Prepared {
-            key: me.key(),
+            key: pending.key.clone(),
             kind: entity.kind.clone(),
             namespace: entity.metadata.namespace.clone(),
             name: entity.metadata.name.clone(),
             lifecycle: entity.spec_str("lifecycle").map(str::to_lowercase),
             spec_type: entity.spec_str("type").map(str::to_lowercase),
             body,
-            etag: entity.etag(),
+            etag: pending.etag.clone(),
             tags,
             relations,
         })
@@ -291,7 +311,7 @@ fn now() -> DateTime<Utc> {
 /// Decides what to do with each entity of a batch, given what is stored.
 /// Fails the whole batch on the first precondition or ownership conflict.
 fn plan(
-    batch: &[Prepared],
+    batch: &[Pending<'_>],
     existing: &HashMap<String, Existing>,
     origin: &Origin,
     if_match: Option<&IfMatch>,
@@ -722,10 +742,7 @@ impl Store {
         origin: &Origin,
         if_match: Option<&IfMatch>,
     ) -> Result<Vec<WriteOutcome>, StoreError> {
-        let prepared = entities
-            .iter()
-            .map(Prepared::new)
-            .collect::<Result<Vec<_>, _>>()?;
+        let prepared: Vec<Pending<'_>> = entities.iter().map(Pending::new).collect();
         let mut seen = HashSet::with_capacity(prepared.len());
         for p in &prepared {
             if !seen.insert(p.key.as_str()) {
@@ -738,12 +755,13 @@ impl Store {
         let outcomes = in_write_transaction!(self, |backend, conn| {
             let existing = backend::existing(conn, &keys).await?;
             let outcomes = plan(&prepared, &existing, origin, if_match)?;
-            let changed: Vec<&Prepared> = prepared
+            let changed = prepared
                 .iter()
                 .zip(&outcomes)
                 .filter(|(_, o)| **o != WriteOutcome::Unchanged)
-                .map(|(p, _)| p)
-                .collect();
+                .map(|(p, _)| Prepared::new(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let changed: Vec<&Prepared> = changed.iter().collect();
             // Clear old tags and relations for new entities too: on
             // PostgreSQL two writers may both find an entity absent (there
             // is no row to lock yet); the second then waits on the primary
