@@ -14,8 +14,8 @@
 //! may be YAML, and the batch route takes far more than the usual limit.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -203,16 +203,31 @@ fn write_error(e: StoreError) -> ApiError {
     }
 }
 
-/// The path's entity, as a reference.
-fn path_ref((kind, namespace, name): &(String, String, String)) -> EntityRef {
-    EntityRef::new(kind, namespace, name)
+/// The entity a path names (`{kind}/{namespace}/{name}`). A path that does
+/// not decode (bad percent-encoding, not UTF-8) is a 400 problem rather
+/// than axum's plain-text rejection.
+struct EntityPath(EntityRef);
+
+impl<S: Send + Sync> FromRequestParts<S> for EntityPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((kind, namespace, name)) =
+            Path::<(String, String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::BadRequest {
+                    detail: format!("the path does not name an entity: {}", e.body_text()),
+                    field: Some("path".into()),
+                })?;
+        Ok(EntityPath(EntityRef::new(kind, namespace, name)))
+    }
 }
 
 /// `PUT /api/v1/entities/{kind}/{namespace}/{name}`.
 async fn put_one(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String, String)>,
+    EntityPath(wanted): EntityPath,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -240,7 +255,6 @@ async fn put_one(
             errors,
         }
     })?;
-    let wanted = path_ref(&path);
     let mut mismatches = Vec::new();
     for (field, in_path, in_body) in [
         ("/kind", &wanted.kind, &entity.kind),
@@ -295,9 +309,8 @@ async fn put_one(
 async fn get_one(
     State(state): State<AppState>,
     _caller: Caller,
-    Path(path): Path<(String, String, String)>,
+    EntityPath(wanted): EntityPath,
 ) -> Result<Response, ApiError> {
-    let wanted = path_ref(&path);
     let stored = state
         .store
         .entity(&wanted)
@@ -313,12 +326,11 @@ async fn get_one(
 async fn delete_one(
     State(state): State<AppState>,
     caller: Caller,
-    Path(path): Path<(String, String, String)>,
+    EntityPath(wanted): EntityPath,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Role::Member)?;
     let expected = if_match(&headers)?;
-    let wanted = path_ref(&path);
     if state
         .store
         .delete_entity(&wanted, expected.as_ref())

@@ -782,6 +782,10 @@ mod scenarios {
         let r = ctx.send("PUT", uri, JSON, huge).await;
         assert_problem(&r, StatusCode::PAYLOAD_TOO_LARGE, None);
 
+        // A path that does not decode.
+        let r = ctx.get("/api/v1/entities/component/default/%FF").await;
+        assert_problem(&r, StatusCode::BAD_REQUEST, Some("path"));
+
         // Absent things.
         let r = ctx.get(uri).await;
         assert_problem(&r, StatusCode::NOT_FOUND, None);
