@@ -140,10 +140,16 @@ impl Entity {
             .as_object_mut()
             .expect("checked: the document is an object");
         root.remove("relations");
+        // YAML writes an empty field as null (`spec:`); the checks above
+        // treat a null like a missing field, and so does the typed model.
+        if root.get("spec").is_some_and(Value::is_null) {
+            root.remove("spec");
+        }
         if let Some(meta) = root.get_mut("metadata").and_then(Value::as_object_mut) {
             for key in COMPUTED_METADATA {
                 meta.remove(*key);
             }
+            meta.retain(|_, v| !v.is_null());
         }
         serde_json::from_value(value).map_err(|e| InvalidEntity {
             // The checks above cover every typed field, so this is a gap in
@@ -518,6 +524,23 @@ mod tests {
                 "metadata": {"name": "x"}})),
             vec!["/apiVersion"]
         );
+    }
+
+    #[test]
+    fn nulls_count_as_missing() {
+        let e = Entity::from_value(json!({
+            "apiVersion": "v1", "kind": "Thing", "spec": null,
+            "metadata": {"name": "x", "namespace": null, "title": null, "tags": null, "labels": null}
+        }))
+        .unwrap();
+        assert_eq!(e.metadata.namespace, "default");
+        assert!(e.spec.is_empty() && e.metadata.tags.is_empty());
+        let yaml = b"apiVersion: v1\nkind: Thing\nmetadata:\n  name: x\n  description:\nspec:\n";
+        let doc = crate::parse_documents(yaml, crate::Format::Yaml)
+            .unwrap()
+            .remove(0);
+        let e = Entity::from_value(doc.value).unwrap();
+        assert_eq!(e.metadata.description, None);
     }
 
     #[test]
