@@ -26,9 +26,9 @@ use sqlx::QueryBuilder;
 use crate::store::Pool;
 use crate::{Store, StoreError};
 
-/// Entity rows per multi-row INSERT: 13 binds each, far below SQLite's
-/// 32,766 and PostgreSQL's 65,535 bind limits, and large enough that a
-/// 10,000-entity batch takes ten statements.
+/// Entity rows per multi-row INSERT on SQLite: 13 binds each, far below
+/// its 32,766 bind limit, and large enough that a 10,000-entity batch takes
+/// ten statements. (PostgreSQL binds one array per column instead.)
 const ENTITY_ROWS_PER_INSERT: usize = 1_000;
 
 /// Relation rows per INSERT (5 binds each).
@@ -348,7 +348,7 @@ fn plan(
 /// how (row locks on PostgreSQL; SQLite's writer lock is taken by
 /// `BEGIN IMMEDIATE`).
 macro_rules! backend_impl {
-    ($module:ident, $db:ty, $conn:ty, $for_update:expr) => {
+    ($module:ident, $db:ty, $conn:ty, $for_update:expr, $bulk:ident) => {
         mod $module {
             use super::*;
 
@@ -408,51 +408,19 @@ macro_rules! backend_impl {
                 origin: &str,
                 at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
-                for chunk in rows.chunks(ENTITY_ROWS_PER_INSERT) {
-                    let mut qb = QueryBuilder::<Db>::new(
-                        "INSERT INTO entities (entity_ref, kind, namespace, name, kind_key, \
-                         namespace_key, lifecycle, spec_type, body, etag, origin, created_at, \
-                         updated_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, p| {
-                        b.push_bind(p.key.as_str())
-                            .push_bind(p.kind.as_str())
-                            .push_bind(p.namespace.as_str())
-                            .push_bind(p.name.as_str())
-                            .push_bind(p.kind.to_lowercase())
-                            .push_bind(p.namespace.to_lowercase())
-                            .push_bind(p.lifecycle.as_deref())
-                            .push_bind(p.spec_type.as_deref())
-                            .push_bind(Json(&p.body))
-                            .push_bind(p.etag.as_str())
-                            .push_bind(origin)
-                            .push_bind(at)
-                            .push_bind(at);
-                    });
-                    qb.push(
-                        " ON CONFLICT (entity_ref) DO UPDATE SET kind = excluded.kind, \
-                         namespace = excluded.namespace, name = excluded.name, \
-                         kind_key = excluded.kind_key, namespace_key = excluded.namespace_key, \
-                         lifecycle = excluded.lifecycle, spec_type = excluded.spec_type, \
-                         body = excluded.body, etag = excluded.etag, origin = excluded.origin, \
-                         updated_at = excluded.updated_at \
-                         WHERE entities.origin = excluded.origin",
-                    );
-                    let written = qb.build().execute(&mut *conn).await?.rows_affected();
-                    if written < chunk.len() as u64 {
-                        // Another origin created one of these after we
-                        // looked (PostgreSQL only: there was no row to
-                        // lock). Name it; the caller's rollback undoes the
-                        // rest.
-                        let keys: Vec<&str> = chunk.iter().map(|p| p.key.as_str()).collect();
-                        let now = existing(conn, &keys).await?;
-                        let (entity, owner) = now
-                            .into_iter()
-                            .find(|(_, e)| e.origin != origin)
-                            .map(|(k, e)| (k, e.origin))
-                            .unwrap_or_else(|| (keys[0].to_owned(), "another origin".into()));
-                        return Err(StoreError::OriginConflict { entity, owner });
-                    }
+                let written = super::$bulk::insert_entities(conn, rows, origin, at).await?;
+                if written < rows.len() as u64 {
+                    // Another origin created one of these after we looked
+                    // (PostgreSQL only: there was no row to lock). Name it;
+                    // the caller's rollback undoes the rest.
+                    let keys: Vec<&str> = rows.iter().map(|p| p.key.as_str()).collect();
+                    let now = existing(conn, &keys).await?;
+                    let (entity, owner) = now
+                        .into_iter()
+                        .find(|(_, e)| e.origin != origin)
+                        .map(|(k, e)| (k, e.origin))
+                        .unwrap_or_else(|| (keys[0].to_owned(), "another origin".into()));
+                    return Err(StoreError::OriginConflict { entity, owner });
                 }
                 // Only now, with every row written and so locked: on
                 // PostgreSQL a concurrent writer of the same new entity has
@@ -464,31 +432,12 @@ macro_rules! backend_impl {
                     .iter()
                     .flat_map(|p| p.tags.iter().map(|t| (p.key.as_str(), t.as_str())))
                     .collect();
-                for chunk in tags.chunks(TAG_ROWS_PER_INSERT) {
-                    let mut qb = QueryBuilder::<Db>::new("INSERT INTO entity_tags (entity_ref, tag) ");
-                    qb.push_values(chunk, |mut b, (key, tag)| {
-                        b.push_bind(*key).push_bind(*tag);
-                    });
-                    qb.build().execute(&mut *conn).await?;
-                }
+                super::$bulk::insert_tags(conn, &tags).await?;
                 let relations: Vec<(&str, &RelationRow)> = rows
                     .iter()
                     .flat_map(|p| p.relations.iter().map(|r| (p.key.as_str(), r)))
                     .collect();
-                for chunk in relations.chunks(RELATION_ROWS_PER_INSERT) {
-                    let mut qb = QueryBuilder::<Db>::new(
-                        "INSERT INTO entity_relations \
-                         (origin_ref, source_key, type, target_key, target_ref) ",
-                    );
-                    qb.push_values(chunk, |mut b, (key, r)| {
-                        b.push_bind(*key)
-                            .push_bind(r.source_key.as_str())
-                            .push_bind(r.kind)
-                            .push_bind(r.target_key.as_str())
-                            .push_bind(r.target_ref.as_str());
-                    });
-                    qb.build().execute(&mut *conn).await?;
-                }
+                super::$bulk::insert_relations(conn, &relations).await?;
                 Ok(())
             }
 
@@ -519,7 +468,11 @@ macro_rules! backend_impl {
                         list.push_bind(*key);
                     }
                     qb.push(")");
-                    rows.extend(qb.build_query_as::<RelationOut>().fetch_all(&mut *conn).await?);
+                    rows.extend(
+                        qb.build_query_as::<RelationOut>()
+                            .fetch_all(&mut *conn)
+                            .await?,
+                    );
                 }
                 Ok(group_relations(rows))
             }
@@ -555,11 +508,7 @@ macro_rules! backend_impl {
                 }
             }
 
-            fn push_any<'a>(
-                qb: &mut QueryBuilder<'a, Db>,
-                column: &str,
-                values: &'a [String],
-            ) {
+            fn push_any<'a>(qb: &mut QueryBuilder<'a, Db>, column: &str, values: &'a [String]) {
                 if values.is_empty() {
                     return;
                 }
@@ -633,8 +582,207 @@ macro_rules! backend_impl {
     };
 }
 
-backend_impl!(sqlite, sqlx::Sqlite, sqlx::SqliteConnection, "");
-backend_impl!(postgres, sqlx::Postgres, sqlx::PgConnection, " FOR UPDATE");
+backend_impl!(
+    sqlite,
+    sqlx::Sqlite,
+    sqlx::SqliteConnection,
+    "",
+    sqlite_bulk
+);
+backend_impl!(
+    postgres,
+    sqlx::Postgres,
+    sqlx::PgConnection,
+    " FOR UPDATE",
+    postgres_bulk
+);
+
+/// The conflict clause of every entity upsert. The `WHERE` keeps an upsert
+/// from taking over another origin's entity; the caller sees the row it
+/// skipped in the row count.
+const UPSERT_ENTITY: &str = " ON CONFLICT (entity_ref) DO UPDATE SET kind = excluded.kind, \
+     namespace = excluded.namespace, name = excluded.name, \
+     kind_key = excluded.kind_key, namespace_key = excluded.namespace_key, \
+     lifecycle = excluded.lifecycle, spec_type = excluded.spec_type, \
+     body = excluded.body, etag = excluded.etag, origin = excluded.origin, \
+     updated_at = excluded.updated_at \
+     WHERE entities.origin = excluded.origin";
+
+/// Bulk inserts on SQLite: multi-row `VALUES`, chunked under the bind limit.
+mod sqlite_bulk {
+    use super::*;
+
+    type Db = sqlx::Sqlite;
+
+    /// Upserts the rows; returns how many were written.
+    pub(super) async fn insert_entities(
+        conn: &mut sqlx::SqliteConnection,
+        rows: &[&Prepared],
+        origin: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut written = 0;
+        for chunk in rows.chunks(ENTITY_ROWS_PER_INSERT) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO entities (entity_ref, kind, namespace, name, kind_key, \
+                 namespace_key, lifecycle, spec_type, body, etag, origin, created_at, \
+                 updated_at) ",
+            );
+            qb.push_values(chunk, |mut b, p| {
+                b.push_bind(p.key.as_str())
+                    .push_bind(p.kind.as_str())
+                    .push_bind(p.namespace.as_str())
+                    .push_bind(p.name.as_str())
+                    .push_bind(p.kind.to_lowercase())
+                    .push_bind(p.namespace.to_lowercase())
+                    .push_bind(p.lifecycle.as_deref())
+                    .push_bind(p.spec_type.as_deref())
+                    .push_bind(Json(&p.body))
+                    .push_bind(p.etag.as_str())
+                    .push_bind(origin)
+                    .push_bind(at)
+                    .push_bind(at);
+            });
+            qb.push(UPSERT_ENTITY);
+            written += qb.build().execute(&mut *conn).await?.rows_affected();
+        }
+        Ok(written)
+    }
+
+    pub(super) async fn insert_tags(
+        conn: &mut sqlx::SqliteConnection,
+        tags: &[(&str, &str)],
+    ) -> Result<(), StoreError> {
+        for chunk in tags.chunks(TAG_ROWS_PER_INSERT) {
+            let mut qb = QueryBuilder::<Db>::new("INSERT INTO entity_tags (entity_ref, tag) ");
+            qb.push_values(chunk, |mut b, (key, tag)| {
+                b.push_bind(*key).push_bind(*tag);
+            });
+            qb.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn insert_relations(
+        conn: &mut sqlx::SqliteConnection,
+        relations: &[(&str, &RelationRow)],
+    ) -> Result<(), StoreError> {
+        for chunk in relations.chunks(RELATION_ROWS_PER_INSERT) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO entity_relations \
+                 (origin_ref, source_key, type, target_key, target_ref) ",
+            );
+            qb.push_values(chunk, |mut b, (key, r)| {
+                b.push_bind(*key)
+                    .push_bind(r.source_key.as_str())
+                    .push_bind(r.kind)
+                    .push_bind(r.target_key.as_str())
+                    .push_bind(r.target_ref.as_str());
+            });
+            qb.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Bulk inserts on PostgreSQL: one array per column and `UNNEST`, so a
+/// statement has a dozen binds however many rows it carries, and the server
+/// parses and plans it once.
+mod postgres_bulk {
+    use super::*;
+
+    /// Rows per `UNNEST` statement; bounds one statement's message size.
+    const ROWS_PER_UNNEST: usize = 20_000;
+
+    pub(super) async fn insert_entities(
+        conn: &mut sqlx::PgConnection,
+        rows: &[&Prepared],
+        origin: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut written = 0;
+        for chunk in rows.chunks(ROWS_PER_UNNEST) {
+            let col = |f: fn(&Prepared) -> &str| chunk.iter().map(|p| f(p)).collect::<Vec<&str>>();
+            let kind_keys: Vec<String> = chunk.iter().map(|p| p.kind.to_lowercase()).collect();
+            let namespace_keys: Vec<String> =
+                chunk.iter().map(|p| p.namespace.to_lowercase()).collect();
+            let lifecycles: Vec<Option<&str>> =
+                chunk.iter().map(|p| p.lifecycle.as_deref()).collect();
+            let types: Vec<Option<&str>> = chunk.iter().map(|p| p.spec_type.as_deref()).collect();
+            let bodies: Vec<String> = chunk.iter().map(|p| p.body.to_string()).collect();
+            let sql = format!(
+                "INSERT INTO entities (entity_ref, kind, namespace, name, kind_key, \
+                 namespace_key, lifecycle, spec_type, body, etag, origin, created_at, updated_at) \
+                 SELECT u.r, u.k, u.ns, u.n, u.kk, u.nk, u.l, u.t, u.b::jsonb, u.e, $11, $12, $12 \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) \
+                 AS u(r, k, ns, n, kk, nk, l, t, b, e){UPSERT_ENTITY}"
+            );
+            written += sqlx::query(&sql)
+                .bind(col(|p| &p.key))
+                .bind(col(|p| &p.kind))
+                .bind(col(|p| &p.namespace))
+                .bind(col(|p| &p.name))
+                .bind(kind_keys)
+                .bind(namespace_keys)
+                .bind(lifecycles)
+                .bind(types)
+                .bind(bodies)
+                .bind(col(|p| &p.etag))
+                .bind(origin)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+        }
+        Ok(written)
+    }
+
+    pub(super) async fn insert_tags(
+        conn: &mut sqlx::PgConnection,
+        tags: &[(&str, &str)],
+    ) -> Result<(), StoreError> {
+        for chunk in tags.chunks(ROWS_PER_UNNEST) {
+            let keys: Vec<&str> = chunk.iter().map(|(k, _)| *k).collect();
+            let values: Vec<&str> = chunk.iter().map(|(_, t)| *t).collect();
+            sqlx::query(
+                "INSERT INTO entity_tags (entity_ref, tag) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[])",
+            )
+            .bind(keys)
+            .bind(values)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn insert_relations(
+        conn: &mut sqlx::PgConnection,
+        relations: &[(&str, &RelationRow)],
+    ) -> Result<(), StoreError> {
+        for chunk in relations.chunks(ROWS_PER_UNNEST) {
+            let origins: Vec<&str> = chunk.iter().map(|(k, _)| *k).collect();
+            let sources: Vec<&str> = chunk.iter().map(|(_, r)| r.source_key.as_str()).collect();
+            let kinds: Vec<&str> = chunk.iter().map(|(_, r)| r.kind).collect();
+            let targets: Vec<&str> = chunk.iter().map(|(_, r)| r.target_key.as_str()).collect();
+            let refs: Vec<&str> = chunk.iter().map(|(_, r)| r.target_ref.as_str()).collect();
+            sqlx::query(
+                "INSERT INTO entity_relations \
+                 (origin_ref, source_key, type, target_key, target_ref) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])",
+            )
+            .bind(origins)
+            .bind(sources)
+            .bind(kinds)
+            .bind(targets)
+            .bind(refs)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
 
 /// [`EntityQuery`]'s filters, lower-cased for the key columns.
 struct Filters {
