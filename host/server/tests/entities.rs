@@ -784,6 +784,11 @@ mod scenarios {
         let r = ctx.send("PUT", uri, JSON, huge).await;
         assert_problem(&r, StatusCode::PAYLOAD_TOO_LARGE, None);
 
+        // Too many entities for one batch, however small.
+        let many = format!("[{}{{}}]", "{},".repeat(portolan::entities::MAX_BATCH_ENTITIES));
+        let r = ctx.send("POST", "/api/v1/entities/batch", JSON, many).await;
+        assert_problem(&r, StatusCode::PAYLOAD_TOO_LARGE, None);
+
         // A path that does not decode.
         let r = ctx.get("/api/v1/entities/component/default/%FF").await;
         assert_problem(&r, StatusCode::BAD_REQUEST, Some("path"));
