@@ -785,7 +785,10 @@ mod scenarios {
         assert_problem(&r, StatusCode::PAYLOAD_TOO_LARGE, None);
 
         // Too many entities for one batch, however small.
-        let many = format!("[{}{{}}]", "{},".repeat(portolan::entities::MAX_BATCH_ENTITIES));
+        let many = format!(
+            "[{}{{}}]",
+            "{},".repeat(portolan::entities::MAX_BATCH_ENTITIES)
+        );
         let r = ctx.send("POST", "/api/v1/entities/batch", JSON, many).await;
         assert_problem(&r, StatusCode::PAYLOAD_TOO_LARGE, None);
 
