@@ -34,5 +34,5 @@ step "guest unit tests (SDK and plugins, run natively)"
 # The guest workspaces pin the debweb toolchain for wasm; their pure-Rust unit
 # tests run on the host target with the stable toolchain.
 unset RUSTUP_TOOLCHAIN
-( cd sdk/rust && CARGO_TARGET_DIR="$ROOT/target/guest-native" cargo +stable test --target x86_64-unknown-linux-gnu )
+( cd sdk/rust && CARGO_TARGET_DIR="$ROOT/target/guest-native" cargo +stable test --locked --target x86_64-unknown-linux-gnu )
 ( cd plugins && CARGO_TARGET_DIR="$ROOT/target/guest-native" cargo +stable test --locked --target x86_64-unknown-linux-gnu )
