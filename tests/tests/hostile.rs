@@ -263,3 +263,83 @@ async fn outbound_http_only_reaches_allowlisted_hosts() {
     assert_host_fine(&s).await;
     s.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_reach_only_plugins_granted_them_and_never_the_log() {
+    let server = TestServer::start(portolan_e2e::Options {
+        secrets: [
+            ("API_KEY".to_owned(), "s3cr3t-value".to_owned()),
+            ("OTHER_KEY".to_owned(), "other-value".to_owned()),
+        ]
+        .into(),
+        ..Default::default()
+    })
+    .await;
+    let token = server.token(Role::Viewer).await;
+    std::fs::write(
+        server.plugins_dir().join("keyed.toml"),
+        "secrets = [\"API_KEY\", \"UNSET_KEY\"]\n",
+    )
+    .unwrap();
+    server.install(&component("hostile-check"), "keyed");
+    server
+        .wait_plugin("keyed", &token, Duration::from_secs(10), |_, b| {
+            b["status"] == "ready"
+        })
+        .await
+        .expect("keyed loads");
+    let keyed = server.state.registry.plugin("keyed").unwrap();
+
+    // Granted and set: the plugin gets the value; its log line is masked.
+    let report = evaluate(&keyed, json!({"mode": "secret", "name": "API_KEY"})).await;
+    let outcome = &report.result.unwrap()[0];
+    assert_eq!(outcome.status, CheckStatus::Pass);
+    assert_eq!(outcome.message.as_deref(), Some("s3cr3t-value"));
+    let logged: Vec<&str> = report.logs.iter().map(|l| l.message.as_str()).collect();
+    assert!(
+        logged.contains(&"using secret value [secret]"),
+        "{logged:?}"
+    );
+    assert!(
+        !logged.iter().any(|l| l.contains("s3cr3t-value")),
+        "{logged:?}"
+    );
+
+    // Known to the host but not granted to this plugin.
+    let report = evaluate(&keyed, json!({"mode": "secret", "name": "OTHER_KEY"})).await;
+    let outcome = &report.result.unwrap()[0];
+    assert_eq!(outcome.status, CheckStatus::Fail);
+    assert!(
+        outcome
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("OTHER_KEY"),
+        "{outcome:?}"
+    );
+    assert!(!outcome
+        .message
+        .as_deref()
+        .unwrap_or_default()
+        .contains("other-value"));
+
+    // Granted but the host has no value for it.
+    let report = evaluate(&keyed, json!({"mode": "secret", "name": "UNSET_KEY"})).await;
+    let outcome = &report.result.unwrap()[0];
+    assert_eq!(outcome.status, CheckStatus::Fail);
+    assert_ne!(
+        outcome.message,
+        evaluate(&keyed, json!({"mode": "secret", "name": "OTHER_KEY"}))
+            .await
+            .result
+            .unwrap()[0]
+            .message,
+        "not-granted and not-set read differently"
+    );
+
+    // The API shows the granted names, never values.
+    let (_, body) = server.get("/api/v1/plugins/keyed", &token).await;
+    assert_eq!(body["grants"]["secrets"], json!(["API_KEY", "UNSET_KEY"]));
+    assert!(!body.to_string().contains("s3cr3t-value"));
+    server.stop().await;
+}
