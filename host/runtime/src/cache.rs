@@ -51,8 +51,12 @@ pub fn component(
         }
     }
 
-    let component = Component::new(runtime.engine(), bytes)
-        .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
+    let component = Component::new(runtime.engine(), bytes).map_err(|e| {
+        format!(
+            "not a valid WebAssembly component: {}",
+            one_line(&format!("{e:#}"))
+        )
+    })?;
 
     if let Some(dir) = &dir {
         if let Err(e) = store(dir, runtime, hash, &component) {
@@ -71,4 +75,10 @@ fn store(dir: &Path, runtime: &Runtime, hash: &str, component: &Component) -> wa
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, &path)?;
     Ok(())
+}
+
+/// Folds a multi-line error (wasmparser prints byte arrays over many lines)
+/// into one line for the plugin list.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
