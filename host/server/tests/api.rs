@@ -1,31 +1,19 @@
 //! The API's contract for bad input and authorization, driven through the
 //! router with `oneshot`, on SQLite and on PostgreSQL.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use portolan::app::AppState;
-use portolan::config::{Config, RuntimeSettings};
 use portolan_store::testing::TestDatabase;
 use portolan_store::Role;
 use serde_json::Value;
 use tower::ServiceExt;
 
 async fn state(database_url: String, dir: &std::path::Path) -> AppState {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.join("data"),
-        plugins_dir: dir.join("plugins"),
-        database_url,
-        anonymous_read: false,
-        runtime: RuntimeSettings {
-            default_timeout_ms: 5_000,
-            default_memory_mb: 64,
-            fuel: false,
-            max_concurrent_calls: 4,
-        },
-        secrets: Default::default(),
-    };
+    let config = common::config(dir, database_url);
     let state = portolan::app::build(config).await.unwrap();
     state.registry.scan().await;
     state

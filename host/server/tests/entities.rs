@@ -2,11 +2,12 @@
 //! on SQLite and on PostgreSQL: every scenario in `scenarios` runs once per
 //! backend on a fresh database.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use portolan::app::AppState;
-use portolan::config::{Config, RuntimeSettings};
 use portolan_store::testing::TestDatabase;
 use portolan_store::Role;
 use serde_json::{json, Value};
@@ -60,20 +61,7 @@ where
     F: FnOnce(Ctx) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        plugins_dir: dir.path().join("plugins"),
-        database_url: db.url.clone(),
-        anonymous_read: false,
-        runtime: RuntimeSettings {
-            default_timeout_ms: 5_000,
-            default_memory_mb: 64,
-            fuel: false,
-            max_concurrent_calls: 4,
-        },
-        secrets: Default::default(),
-    };
+    let config = common::config(dir.path(), db.url.clone());
     let state = portolan::app::build(config).await.unwrap();
     let token = |role| {
         let store = state.store.clone();

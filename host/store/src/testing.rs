@@ -154,6 +154,35 @@ fn with_database(url: &str, name: &str) -> String {
     out
 }
 
+/// Generates, for each name, a `sqlite::NAME` and a `postgres::NAME` test
+/// that run `suite::NAME` through the calling file's
+/// `run(db: TestDatabase, test)` on a fresh database of that backend, so one
+/// suite is written once and proven on both.
+#[macro_export]
+macro_rules! both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = $crate::testing::TestDatabase::sqlite(dir.path()).await;
+                    super::run(db, super::suite::$test).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let db = $crate::testing::TestDatabase::postgres().await;
+                    super::run(db, super::suite::$test).await;
+                }
+            )*
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

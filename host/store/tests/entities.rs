@@ -9,31 +9,7 @@ use portolan_store::testing::TestDatabase;
 use portolan_store::{EntityQuery, IfMatch, Origin, Store, StoreError, WriteOutcome};
 use serde_json::{json, Value};
 
-macro_rules! entity_suite {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = portolan_store::testing::TestDatabase::sqlite(dir.path()).await;
-                    super::run(db, super::suite::$test).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let db = portolan_store::testing::TestDatabase::postgres().await;
-                    super::run(db, super::suite::$test).await;
-                }
-            )*
-        }
-    };
-}
-
-entity_suite!(
+portolan_store::both_backends!(
     put_then_get_returns_relations_in_both_directions,
     unchanged_resend_keeps_the_revision,
     a_change_replaces_relations_and_tags,

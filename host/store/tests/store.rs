@@ -1,7 +1,7 @@
 //! The store test suite.
 //!
 //! Every function in `suite` is written once and run against both backends:
-//! `store_suite!` generates `sqlite::<name>` and `postgres::<name>` tests,
+//! `both_backends!` generates `sqlite::<name>` and `postgres::<name>` tests,
 //! each on a fresh database. PostgreSQL comes from
 //! `PORTOLAN_TEST_POSTGRES_URL` (default: the local server) and its tests
 //! fail, never skip, when it is missing. Tests that only make sense for one
@@ -19,31 +19,7 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 
-macro_rules! store_suite {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = portolan_store::testing::TestDatabase::sqlite(dir.path()).await;
-                    super::run(db, super::suite::$test).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let db = portolan_store::testing::TestDatabase::postgres().await;
-                    super::run(db, super::suite::$test).await;
-                }
-            )*
-        }
-    };
-}
-
-store_suite!(
+portolan_store::both_backends!(
     connect_reports_backend_and_pings,
     close_stops_the_store,
     migrations_are_idempotent,
