@@ -18,6 +18,7 @@ async fn dropped_plugin_is_listed_replaced_and_unloaded() {
         })
         .await
         .expect("the dropped plugin was never listed as ready");
+    eprintln!("picked up a dropped plugin in {took:?}");
     assert!(
         took <= Duration::from_secs(1),
         "took {took:?} to pick up the plugin"
