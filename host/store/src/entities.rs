@@ -441,6 +441,28 @@ macro_rules! backend_impl {
                 Ok(())
             }
 
+            /// The keys of every entity `origin` owns.
+            pub(super) async fn keys_of_origin(
+                conn: &mut Conn,
+                origin: &str,
+            ) -> Result<Vec<String>, StoreError> {
+                Ok(
+                    sqlx::query_scalar("SELECT entity_ref FROM entities WHERE origin = $1")
+                        .bind(origin)
+                        .fetch_all(&mut *conn)
+                        .await?,
+                )
+            }
+
+            /// Deletes these entities (their tags and declared relations
+            /// go with them).
+            pub(super) async fn delete_many(
+                conn: &mut Conn,
+                keys: &[&str],
+            ) -> Result<(), StoreError> {
+                delete_keys(conn, "entities", "entity_ref", keys).await
+            }
+
             pub(super) async fn delete(conn: &mut Conn, key: &str) -> Result<bool, StoreError> {
                 let done = sqlx::query("DELETE FROM entities WHERE entity_ref = $1")
                     .bind(key)
@@ -784,6 +806,19 @@ mod postgres_bulk {
     }
 }
 
+/// What a source sync did to the catalog, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceSyncSummary {
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// The source's entities it no longer returned, deleted.
+    pub removed: usize,
+    /// Entities the source returned that another origin owns: left as
+    /// they are, each with its owner (`api` or `source:<id>`).
+    pub conflicts: Vec<(String, String)>,
+}
+
 /// [`EntityQuery`]'s filters, lower-cased for the key columns.
 struct Filters {
     kinds: Vec<String>,
@@ -922,6 +957,74 @@ impl Store {
             outcomes
         });
         Ok(outcomes)
+    }
+
+    /// Makes the catalog hold exactly what source `source_id` returned in a
+    /// complete sync, in one transaction: its new and changed entities are
+    /// written, unchanged ones are left alone, and the entities it owned but
+    /// no longer returned (orphans) are deleted, except those whose keys
+    /// are in `keep` (entities the source did return but in a form we
+    /// refused: their last good version stays). Entities owned by another
+    /// origin are never touched; they come back in
+    /// [`SourceSyncSummary::conflicts`].
+    ///
+    /// The entities must have distinct references
+    /// ([`StoreError::DuplicateEntity`] otherwise, with nothing written).
+    pub async fn sync_source(
+        &self,
+        source_id: &str,
+        entities: &[Entity],
+        keep: &HashSet<String>,
+    ) -> Result<SourceSyncSummary, StoreError> {
+        let origin = Origin::Source(source_id.to_owned());
+        let origin_text = origin.to_string();
+        let pending: Vec<Pending<'_>> = entities.iter().map(Pending::new).collect();
+        let mut returned = HashSet::with_capacity(pending.len());
+        for p in &pending {
+            if !returned.insert(p.key.as_str()) {
+                return Err(StoreError::DuplicateEntity(p.key.clone()));
+            }
+        }
+        let keys: Vec<&str> = pending.iter().map(|p| p.key.as_str()).collect();
+        let at = now();
+        let summary = in_write_transaction!(self, |backend, conn| {
+            let existing = backend::existing(conn, &keys).await?;
+            let mut summary = SourceSyncSummary::default();
+            let mut changed = Vec::new();
+            for p in &pending {
+                match existing.get(&p.key) {
+                    Some(e) if e.origin != origin_text => {
+                        summary.conflicts.push((p.key.clone(), e.origin.clone()));
+                    }
+                    Some(e) if e.etag == p.etag => summary.unchanged += 1,
+                    Some(_) => {
+                        summary.updated += 1;
+                        changed.push(Prepared::new(p)?);
+                    }
+                    None => {
+                        summary.added += 1;
+                        changed.push(Prepared::new(p)?);
+                    }
+                }
+            }
+            let changed: Vec<&Prepared> = changed.iter().collect();
+            if !changed.is_empty() {
+                let replaced: Vec<&str> = changed.iter().map(|p| p.key.as_str()).collect();
+                backend::write(conn, &changed, &replaced, &origin_text, at).await?;
+            }
+            let owned = backend::keys_of_origin(conn, &origin_text).await?;
+            let orphans: Vec<&str> = owned
+                .iter()
+                .map(String::as_str)
+                .filter(|k| !returned.contains(k) && !keep.contains(*k))
+                .collect();
+            if !orphans.is_empty() {
+                backend::delete_many(conn, &orphans).await?;
+            }
+            summary.removed = orphans.len();
+            summary
+        });
+        Ok(summary)
     }
 
     /// The entity with this reference (case-insensitive), with its

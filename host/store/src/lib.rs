@@ -36,8 +36,8 @@ pub mod testing;
 pub mod tokens;
 
 pub use entities::{
-    BatchSummary, EntityPage, EntityQuery, IfMatch, Origin, StoredEntity, WriteOutcome,
-    MAX_PAGE_SIZE,
+    BatchSummary, EntityPage, EntityQuery, IfMatch, Origin, SourceSyncSummary, StoredEntity,
+    WriteOutcome, MAX_PAGE_SIZE,
 };
 pub use error::StoreError;
 pub use store::{Backend, Store};
