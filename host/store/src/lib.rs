@@ -21,6 +21,10 @@
 //!   [`Store::entity`], [`Store::delete_entity`] and
 //!   [`Store::list_entities`] (filters, cursor pages, total). Relations are
 //!   kept in both directions in the same transaction as their entity.
+//! - [`jobs`]: the durable work queue ([`Store::enqueue_job`],
+//!   [`Store::claim_job`] with a lease, [`Store::renew_job`],
+//!   [`Store::finish_job`], [`Store::expire_jobs`]) that source syncs and
+//!   other long work go through; one claimer per job, on any replica.
 //! - [`error`]: [`StoreError`], one enum whose cases callers branch on
 //!   (bad URL, database unreachable, migration failed, query failed).
 //! - [`testing`]: test support for this and other crates: throwaway SQLite
@@ -31,6 +35,7 @@
 
 pub mod entities;
 pub mod error;
+pub mod jobs;
 pub mod store;
 pub mod testing;
 pub mod tokens;
@@ -40,5 +45,6 @@ pub use entities::{
     WriteOutcome, MAX_PAGE_SIZE,
 };
 pub use error::StoreError;
+pub use jobs::{Job, JobStatus, NewJob};
 pub use store::{Backend, Store};
 pub use tokens::{NewToken, ParseRoleError, Role, TokenInfo};
