@@ -510,6 +510,7 @@ async fn list(
         tags: values(&params.tag),
         limit,
         after,
+        ..EntityQuery::default()
     };
     let page = state.store.list_entities(&query).await?;
     let items = page

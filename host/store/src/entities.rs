@@ -40,11 +40,6 @@ const TAG_ROWS_PER_INSERT: usize = 8_000;
 /// Keys per `IN (...)` lookup or delete.
 const KEYS_PER_STATEMENT: usize = 8_000;
 
-/// The largest page [`Store::list_entities`] returns, whatever is asked:
-/// each entity carries its body and relations, so a page is bounded in
-/// memory.
-pub const MAX_PAGE_SIZE: u32 = 1_000;
-
 /// Who owns an entity: the API (pushed by a person or a CI job) or one
 /// catalog source plugin. A source only ever replaces or removes its own
 /// entities.
@@ -124,35 +119,6 @@ pub struct BatchSummary {
     pub added: usize,
     pub updated: usize,
     pub unchanged: usize,
-}
-
-/// Filters for [`Store::list_entities`]. Within one filter the values are
-/// alternatives (`kind=component,api`); different filters must all hold.
-/// Matching is case-insensitive.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EntityQuery {
-    pub kinds: Vec<String>,
-    pub namespaces: Vec<String>,
-    /// Owners as full references (an `ownedBy` relation's target).
-    pub owners: Vec<EntityRef>,
-    pub lifecycles: Vec<String>,
-    /// `spec.type`.
-    pub types: Vec<String>,
-    pub tags: Vec<String>,
-    /// Page size, at most [`MAX_PAGE_SIZE`].
-    pub limit: u32,
-    /// Continue after this entity key (from [`EntityPage::next_after`]).
-    pub after: Option<String>,
-}
-
-/// One page of entities, sorted by their lower-cased reference.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EntityPage {
-    pub items: Vec<StoredEntity>,
-    /// How many entities match the filters, on all pages.
-    pub total: u64,
-    /// The key to continue after, when there is a next page.
-    pub next_after: Option<String>,
 }
 
 /// An entity of a batch before we know whether it changed: its key and
@@ -245,8 +211,8 @@ struct Existing {
 }
 
 #[derive(sqlx::FromRow)]
-struct EntityRow {
-    entity_ref: String,
+pub(crate) struct EntityRow {
+    pub(crate) entity_ref: String,
     body: Json<Value>,
     etag: String,
     origin: String,
@@ -255,7 +221,7 @@ struct EntityRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct RelationOut {
+pub(crate) struct RelationOut {
     source_key: String,
     #[sqlx(rename = "type")]
     kind: String,
@@ -263,7 +229,7 @@ struct RelationOut {
 }
 
 impl EntityRow {
-    fn into_stored(self, relations: Vec<Relation>) -> Result<StoredEntity, StoreError> {
+    pub(crate) fn into_stored(self, relations: Vec<Relation>) -> Result<StoredEntity, StoreError> {
         let mut entity: Entity = serde_json::from_value(self.body.0).map_err(|e| {
             StoreError::InvalidData(format!(
                 "entity {}: body does not parse: {e}",
@@ -288,7 +254,7 @@ impl EntityRow {
 /// Groups relation rows by source, sorted, without duplicates (two
 /// entities may declare the same relation: `a dependsOn b` and
 /// `b dependencyOf a`).
-fn group_relations(rows: Vec<RelationOut>) -> HashMap<String, Vec<Relation>> {
+pub(crate) fn group_relations(rows: Vec<RelationOut>) -> HashMap<String, Vec<Relation>> {
     let mut out: HashMap<String, Vec<Relation>> = HashMap::new();
     for row in rows {
         out.entry(row.source_key).or_default().push(Relation {
@@ -529,77 +495,6 @@ macro_rules! backend_impl {
                     Some(row) => Ok(attach(conn, vec![row]).await?.pop()),
                 }
             }
-
-            fn push_any<'a>(qb: &mut QueryBuilder<'a, Db>, column: &str, values: &'a [String]) {
-                if values.is_empty() {
-                    return;
-                }
-                qb.push(format!(" AND {column} IN ("));
-                let mut list = qb.separated(", ");
-                for v in values {
-                    list.push_bind(v.as_str());
-                }
-                qb.push(")");
-            }
-
-            fn push_filters<'a>(qb: &mut QueryBuilder<'a, Db>, f: &'a Filters) {
-                qb.push(" WHERE 1 = 1");
-                push_any(qb, "e.kind_key", &f.kinds);
-                push_any(qb, "e.namespace_key", &f.namespaces);
-                push_any(qb, "e.lifecycle", &f.lifecycles);
-                push_any(qb, "e.spec_type", &f.types);
-                if !f.tags.is_empty() {
-                    qb.push(
-                        " AND EXISTS (SELECT 1 FROM entity_tags t \
-                         WHERE t.entity_ref = e.entity_ref",
-                    );
-                    push_any(qb, "t.tag", &f.tags);
-                    qb.push(")");
-                }
-                if !f.owners.is_empty() {
-                    qb.push(
-                        " AND EXISTS (SELECT 1 FROM entity_relations r \
-                         WHERE r.source_key = e.entity_ref AND r.type = 'ownedBy'",
-                    );
-                    push_any(qb, "r.target_key", &f.owners);
-                    qb.push(")");
-                }
-            }
-
-            pub(super) async fn list(
-                conn: &mut Conn,
-                f: &Filters,
-                limit: u32,
-                after: Option<&str>,
-            ) -> Result<EntityPage, StoreError> {
-                let mut qb = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM entities e");
-                push_filters(&mut qb, f);
-                let total: i64 = qb.build_query_scalar().fetch_one(&mut *conn).await?;
-
-                let mut qb = QueryBuilder::<Db>::new(
-                    "SELECT e.entity_ref, e.body, e.etag, e.origin, e.created_at, e.updated_at \
-                     FROM entities e",
-                );
-                push_filters(&mut qb, f);
-                if let Some(after) = after {
-                    qb.push(" AND e.entity_ref > ").push_bind(after);
-                }
-                qb.push(" ORDER BY e.entity_ref LIMIT ")
-                    .push_bind(i64::from(limit) + 1);
-                let mut rows: Vec<EntityRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
-                let more = rows.len() > limit as usize;
-                rows.truncate(limit as usize);
-                let next_after = if more {
-                    rows.last().map(|r| r.entity_ref.clone())
-                } else {
-                    None
-                };
-                Ok(EntityPage {
-                    items: attach(conn, rows).await?,
-                    total: u64::try_from(total).unwrap_or(0),
-                    next_after,
-                })
-            }
         }
     };
 }
@@ -817,30 +712,6 @@ pub struct SourceSyncSummary {
     /// Entities the source returned that another origin owns: left as
     /// they are, each with its owner (`api` or `source:<id>`).
     pub conflicts: Vec<(String, String)>,
-}
-
-/// [`EntityQuery`]'s filters, lower-cased for the key columns.
-struct Filters {
-    kinds: Vec<String>,
-    namespaces: Vec<String>,
-    owners: Vec<String>,
-    lifecycles: Vec<String>,
-    types: Vec<String>,
-    tags: Vec<String>,
-}
-
-impl Filters {
-    fn new(q: &EntityQuery) -> Filters {
-        let lower = |v: &[String]| v.iter().map(|s| s.to_lowercase()).collect();
-        Filters {
-            kinds: lower(&q.kinds),
-            namespaces: lower(&q.namespaces),
-            owners: q.owners.iter().map(EntityRef::key).collect(),
-            lifecycles: lower(&q.lifecycles),
-            types: lower(&q.types),
-            tags: lower(&q.tags),
-        }
-    }
 }
 
 /// Runs the same body against whichever backend module fits the pool, in a
@@ -1063,22 +934,6 @@ impl Store {
             backend::delete(conn, &key).await?
         });
         Ok(deleted)
-    }
-
-    /// A page of entities matching the query, sorted by reference, with the
-    /// total number of matches.
-    pub async fn list_entities(&self, query: &EntityQuery) -> Result<EntityPage, StoreError> {
-        let filters = Filters::new(query);
-        let limit = query.limit.clamp(1, MAX_PAGE_SIZE);
-        let after = query.after.as_deref();
-        match &self.pool {
-            Pool::Sqlite(pool) => {
-                sqlite::list(&mut *pool.acquire().await?, &filters, limit, after).await
-            }
-            Pool::Postgres(pool) => {
-                postgres::list(&mut *pool.acquire().await?, &filters, limit, after).await
-            }
-        }
     }
 
     /// How many entities each origin owns; for sync reports and tests.

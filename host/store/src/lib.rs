@@ -18,9 +18,12 @@
 //!   revoke them. Only a hash of each secret is stored.
 //! - [`entities`]: the catalog's tables: [`Store::put_entities`] (batch
 //!   upsert in one transaction), [`Store::put_entity`] (with `If-Match`),
-//!   [`Store::entity`], [`Store::delete_entity`] and
-//!   [`Store::list_entities`] (filters, cursor pages, total). Relations are
-//!   kept in both directions in the same transaction as their entity.
+//!   [`Store::entity`] and [`Store::delete_entity`]. Relations are kept in
+//!   both directions in the same transaction as their entity.
+//! - [`query`]: the catalog's read side: [`Store::list_entities`] (filters
+//!   on any field, full-text search, sort on any field, keyset cursor
+//!   pages, total), [`Store::entity_facets`] (counts per value) and
+//!   [`Store::relation_graph`] (the relations around one entity).
 //! - [`jobs`]: the durable work queue ([`Store::enqueue_job`],
 //!   [`Store::claim_job`] with a lease, [`Store::renew_job`],
 //!   [`Store::finish_job`], [`Store::expire_jobs`]) that source syncs and
@@ -35,16 +38,18 @@
 
 pub mod entities;
 pub mod error;
+pub mod query;
 pub mod jobs;
 pub mod store;
 pub mod testing;
 pub mod tokens;
 
-pub use entities::{
-    BatchSummary, EntityPage, EntityQuery, IfMatch, Origin, SourceSyncSummary, StoredEntity,
-    WriteOutcome, MAX_PAGE_SIZE,
-};
+pub use entities::{BatchSummary, IfMatch, Origin, SourceSyncSummary, StoredEntity, WriteOutcome};
 pub use error::StoreError;
 pub use jobs::{Job, JobStatus, NewJob};
+pub use query::{
+    Cursor, Direction, EntityPage, EntityQuery, FacetCount, FieldFilter, FieldPath, GraphEdge,
+    GraphNode, GraphQuery, NodeEntity, RelationGraph, SortKey, MAX_PAGE_SIZE,
+};
 pub use store::{Backend, Store};
 pub use tokens::{NewToken, ParseRoleError, Role, TokenInfo};
