@@ -28,6 +28,9 @@ pub enum Command {
         #[command(flatten)]
         serve: ServeOverrides,
     },
+    /// Push entity files (YAML or JSON) to a running portal in one batch:
+    /// all of them are stored, or none.
+    Apply(crate::apply::ApplyArgs),
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -69,6 +72,7 @@ pub async fn main(cli: Cli) -> ExitCode {
             Ok(config) => serve_cmd(config).await,
             Err(e) => Err(anyhow::anyhow!(e)),
         },
+        Command::Apply(args) => crate::apply::apply(args).await,
         Command::Token { command } => token_cmd(command, &env).await,
     };
     match result {

@@ -17,6 +17,7 @@
 //! - [`cli`]: the `portolan` command line.
 
 pub mod api;
+pub mod apply;
 pub mod app;
 pub mod auth;
 pub mod cli;
