@@ -206,3 +206,97 @@ pub fn entity(name: &str) -> portolan_runtime::model::Entity {
     }))
     .unwrap()
 }
+
+/// Catalog-source helpers: grants, syncs through the sources API, and
+/// example data.
+impl TestServer {
+    /// Writes the sidecar `{id}.toml` into the plugins folder (before the
+    /// component is installed, so the first load sees it).
+    pub fn write_sidecar(&self, id: &str, text: &str) {
+        std::fs::write(self.plugins_dir().join(format!("{id}.toml")), text).unwrap();
+    }
+
+    /// POSTs `body` (JSON, or nothing) to `path` with `token`, returning
+    /// status and JSON body.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.http.post(self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Polls `GET /api/v1/sources/{source}/syncs/{sync_id}` until the sync
+    /// has finished (`succeeded` or `failed`) and returns its record; panics
+    /// after `within`.
+    pub async fn wait_sync(
+        &self,
+        source: &str,
+        sync_id: &str,
+        token: &str,
+        within: Duration,
+    ) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let (status, body) = self
+                .get(&format!("/api/v1/sources/{source}/syncs/{sync_id}"), token)
+                .await;
+            assert_eq!(status, 200, "sync {sync_id} of {source}: {body}");
+            if body["status"] == "succeeded" || body["status"] == "failed" {
+                return body;
+            }
+            assert!(
+                started.elapsed() < within,
+                "sync {sync_id} of {source} still {} after {within:?}: {body}",
+                body["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts a sync of `source` with `POST /api/v1/sources/{source}/sync`
+    /// and waits for it. The sync reads the data as it is now: if the POST
+    /// hands back a sync that was already running (which may have read
+    /// older data), that one is waited out and a new one started.
+    pub async fn sync_source(&self, source: &str, token: &str) -> serde_json::Value {
+        for _ in 0..3 {
+            let (status, record) = self
+                .post(&format!("/api/v1/sources/{source}/sync"), token, None)
+                .await;
+            assert_eq!(status, 202, "POST sync of {source}: {record}");
+            let id = record["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("sync record without an id: {record}"))
+                .to_owned();
+            let was_running = record["status"] == "running";
+            let done = self
+                .wait_sync(source, &id, token, Duration::from_secs(60))
+                .await;
+            if !was_running {
+                return done;
+            }
+        }
+        panic!("{source} never started a fresh sync");
+    }
+}
+
+/// Copies the folder `from` with everything in it to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}

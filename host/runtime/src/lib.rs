@@ -9,6 +9,7 @@
 //!   `wit/`, one module per plugin role.
 //! - [`sidecar`]: the operator's grants for one plugin (`NAME.toml` beside
 //!   `NAME.wasm`), parsed strictly and validated with every problem reported.
+//! - [`schedule`]: a catalog source's `[schedule]` (interval or cron).
 //! - [`outbound`]: the outbound HTTP allowlist enforced on `wasi:http`.
 //! - [`call`]: the per-call store state (WASI context built from grants only,
 //!   limits, captured log) and the error a failed call reports.
@@ -28,10 +29,12 @@ pub mod model;
 pub mod outbound;
 pub mod plugin;
 pub mod registry;
+pub mod schedule;
 pub mod sidecar;
 
 pub use call::{CallError, CallReport, LogLevel, LogLine};
 pub use engine::{Runtime, RuntimeConfig};
 pub use plugin::{Plugin, Role};
 pub use registry::{PluginEntry, PluginStatus, Registry};
+pub use schedule::Schedule;
 pub use sidecar::{Grants, Limits, Sidecar};

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::outbound::{AllowRule, Allowlist};
+use crate::schedule::{Schedule, ScheduleFile};
 
 /// The sidecar file as written by the operator.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -29,6 +30,8 @@ pub struct Sidecar {
     /// Free-form settings handed to the plugin as JSON.
     #[serde(default)]
     pub settings: toml::Table,
+    /// When a catalog source syncs by itself (see [`crate::schedule`]).
+    pub schedule: Option<ScheduleFile>,
 }
 
 /// `[limits]`: per-call limits; unset fields take the host's defaults.
@@ -91,6 +94,9 @@ pub struct Grants {
     pub dirs: Vec<DirGrant>,
     pub secrets: Vec<String>,
     pub settings: serde_json::Value,
+    /// When the plugin runs by itself; only catalog sources use it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
 }
 
 /// The host's defaults and upper bounds for per-call limits.
@@ -209,6 +215,17 @@ impl Sidecar {
             }
         };
 
+        let schedule = match &self.schedule {
+            None => None,
+            Some(file) => match file.resolve() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            },
+        };
+
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
@@ -222,6 +239,7 @@ impl Sidecar {
             dirs,
             secrets: self.secrets.clone(),
             settings,
+            schedule,
         })
     }
 }
@@ -235,6 +253,7 @@ impl Grants {
             dirs: Vec::new(),
             secrets: Vec::new(),
             settings: serde_json::Value::Object(Default::default()),
+            schedule: None,
         }
     }
 

@@ -26,7 +26,8 @@ pub fn router(state: AppState) -> Router {
         .route("/plugins/{id}", get(get_plugin))
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
-        .merge(crate::entities::routes());
+        .merge(crate::entities::routes())
+        .merge(crate::sources::routes());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -20,6 +20,8 @@ pub struct AppState {
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
+    /// Wakes this replica's sync workers when a sync is queued here.
+    pub sync_wake: Arc<crate::sync::Wake>,
 }
 
 /// Builds the runtime settings from the portal's configuration.
@@ -62,6 +64,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         registry,
         metrics: Arc::new(Metrics::default()),
         started: Instant::now(),
+        sync_wake: Arc::default(),
     })
 }
 
@@ -84,10 +87,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let registry = state.registry.clone();
-    let mut rx = stop_rx;
+    let mut rx = stop_rx.clone();
     let watcher = registry.spawn_watcher(async move {
         let _ = rx.wait_for(|s| *s).await;
     });
+    let syncs = crate::sync::spawn(state.clone(), stop_rx);
     // The first scan runs beside the server so that it answers (and
     // `/readyz` says "scanning") while large plugins compile.
     let first = registry.clone();
@@ -105,6 +109,7 @@ pub async fn serve(
         .await
         .context("serving HTTP")?;
     let _ = watcher.await;
+    let _ = syncs.await;
     store.close().await;
     tracing::info!("portolan stopped");
     Ok(())

@@ -9,6 +9,10 @@
 //! - [`api`]: the routes under `/api/v1` plus health, readiness and metrics.
 //! - [`entities`]: the catalog's push and read API (`/api/v1/entities`):
 //!   upsert, get, delete, batch push and list.
+//! - [`sources`]: catalog sources (`/api/v1/sources`): list, sync now,
+//!   sync history with counts, progress and problems.
+//! - [`sync`]: the scheduler and workers that run source syncs through the
+//!   store's durable queue, one replica per sync.
 //! - [`error`]: the API's error type (`application/problem+json`) and the
 //!   extractors that turn malformed input into it.
 //! - [`auth`]: bearer tokens with roles.
@@ -17,8 +21,8 @@
 //! - [`cli`]: the `portolan` command line.
 
 pub mod api;
-pub mod apply;
 pub mod app;
+pub mod apply;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -26,3 +30,5 @@ pub mod entities;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod sources;
+pub mod sync;

@@ -21,6 +21,11 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("/api/v1/entities/{kind}/{namespace}/{name}", "get"),
     ("/api/v1/entities/{kind}/{namespace}/{name}", "put"),
     ("/api/v1/entities/{kind}/{namespace}/{name}", "delete"),
+    ("/api/v1/sources", "get"),
+    ("/api/v1/sources/{id}", "get"),
+    ("/api/v1/sources/{id}/sync", "post"),
+    ("/api/v1/sources/{id}/syncs", "get"),
+    ("/api/v1/sources/{id}/syncs/{syncId}", "get"),
 ];
 
 fn problem_responses(codes: &[&str]) -> Value {
@@ -66,7 +71,7 @@ pub fn document() -> Value {
             "description": "`*` or the quoted etag the change is based on", "schema": {"type": "string"}}));
     }
     let json_ok = |desc: &str, schema: Value| json!({"description": desc, "content": {"application/json": {"schema": schema}}});
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Portolan API",
@@ -277,5 +282,113 @@ pub fn document() -> Value {
                 }}
             }
         }
-    })
+    });
+    add_sources(&mut doc);
+    doc
+}
+
+/// Merges `extra` into the object at `doc[key]`.
+fn merge_into(doc: &mut Value, key: &str, extra: Value) {
+    if let (Some(target), Value::Object(extra)) =
+        (doc.get_mut(key).and_then(Value::as_object_mut), extra)
+    {
+        target.extend(extra);
+    }
+}
+
+/// `/api/v1/sources`: catalog sources and their syncs.
+fn add_sources(doc: &mut Value) {
+    let json_ok = |desc: &str, schema: Value| json!({"description": desc, "content": {"application/json": {"schema": schema}}});
+    let id = json!({"name": "id", "in": "path", "required": true, "description": "The source plugin's id", "schema": {"type": "string"}});
+    let paths = json!({
+        "/api/v1/sources": {"get": {
+            "summary": "List catalog sources with their schedule, entity count and last sync",
+            "responses": with(problem_responses(&["401"]), "200",
+                json_ok("Sources", json!({"type": "object", "required": ["items", "total"], "properties": {
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Source"}},
+                    "total": {"type": "integer"}
+                }})))
+        }},
+        "/api/v1/sources/{id}": {"get": {
+            "summary": "One catalog source",
+            "parameters": [id],
+            "responses": with(problem_responses(&["401", "404"]), "200",
+                json_ok("The source", json!({"$ref": "#/components/schemas/Source"})))
+        }},
+        "/api/v1/sources/{id}/sync": {"post": {
+            "summary": "Queue a sync now (member); answers the pending one if a sync is already queued or running",
+            "parameters": [id],
+            "responses": with(problem_responses(&["401", "403", "404", "409"]), "202",
+                json!({"description": "Queued; Location names the sync",
+                       "headers": {"Location": {"schema": {"type": "string"}}},
+                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Sync"}}}}))
+        }},
+        "/api/v1/sources/{id}/syncs": {"get": {
+            "summary": "Sync history of a source, newest first",
+            "parameters": [id,
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 20}},
+                {"name": "cursor", "in": "query", "description": "nextCursor of the previous page", "schema": {"type": "string"}}],
+            "responses": with(problem_responses(&["401", "404", "422"]), "200",
+                json_ok("Syncs", json!({"type": "object", "required": ["items"], "properties": {
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Sync"}},
+                    "nextCursor": {"type": ["string", "null"]}
+                }})))
+        }},
+        "/api/v1/sources/{id}/syncs/{syncId}": {"get": {
+            "summary": "One sync: status, progress while running, counts, problems, log",
+            "parameters": [id, {"name": "syncId", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": with(problem_responses(&["401", "404"]), "200",
+                json_ok("The sync", json!({"$ref": "#/components/schemas/Sync"})))
+        }}
+    });
+    let counts = json!({"type": ["object", "null"], "description": "Set when the sync succeeded", "properties": {
+        "added": {"type": "integer"}, "updated": {"type": "integer"},
+        "unchanged": {"type": "integer"}, "removed": {"type": "integer", "description": "The source's entities it no longer returned (orphans), deleted"}
+    }});
+    let schemas = json!({
+        "Sync": {"type": "object", "required": ["id", "source", "trigger", "status", "queuedAt", "progress"], "properties": {
+            "id": {"type": "string"},
+            "source": {"type": "string"},
+            "trigger": {"type": "string", "enum": ["manual", "schedule", "load", "plugin-changed"]},
+            "actor": {"type": ["string", "null"], "description": "The token that asked for a manual sync"},
+            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+            "queuedAt": {"type": "string", "format": "date-time"},
+            "startedAt": {"type": ["string", "null"], "format": "date-time"},
+            "finishedAt": {"type": ["string", "null"], "format": "date-time"},
+            "durationMs": {"type": ["integer", "null"]},
+            "replica": {"type": ["string", "null"], "description": "The portal process that ran it"},
+            "progress": {"type": "object", "properties": {
+                "pages": {"type": "integer"}, "entities": {"type": "integer"}, "totalHint": {"type": ["integer", "null"]}
+            }},
+            "counts": counts,
+            "problems": {"type": "array", "description": "Entities refused or left alone (at most 100; problemCount has the total)", "items": {"type": "object", "properties": {
+                "index": {"type": "integer"}, "entity": {"type": ["string", "null"]},
+                "errors": {"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}}
+            }}},
+            "problemCount": {"type": "integer"},
+            "error": {"type": ["object", "null"], "description": "Why the sync failed; the catalog kept the last good data", "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]}
+            }},
+            "log": {"type": "array", "items": {"type": "object", "properties": {
+                "source": {"type": "string", "enum": ["host", "plugin"]}, "level": {"type": "string"},
+                "message": {"type": "string"}, "atMs": {"type": "integer"}
+            }}}
+        }},
+        "Source": {"type": "object", "required": ["id", "status", "entities"], "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string", "enum": ["ready", "failed"]},
+            "error": {"type": ["string", "null"]},
+            "version": {"type": ["string", "null"]},
+            "title": {"type": ["string", "null"]},
+            "schedule": {"type": ["object", "null"], "description": "From the sidecar's [schedule]: {\"every\": \"15m\"} or {\"cron\": \"*/10 * * * *\"}"},
+            "nextSyncAt": {"type": ["string", "null"], "format": "date-time"},
+            "entities": {"type": "integer", "description": "Entities this source owns"},
+            "current": {"oneOf": [{"$ref": "#/components/schemas/Sync"}, {"type": "null"}], "description": "The queued or running sync"},
+            "lastSync": {"oneOf": [{"$ref": "#/components/schemas/Sync"}, {"type": "null"}]}
+        }}
+    });
+    merge_into(doc, "paths", paths);
+    if let Some(components) = doc.get_mut("components") {
+        merge_into(components, "schemas", schemas);
+    }
 }
