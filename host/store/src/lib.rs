@@ -28,6 +28,10 @@
 //!   [`Store::claim_job`] with a lease, [`Store::renew_job`],
 //!   [`Store::finish_job`], [`Store::expire_jobs`]) that source syncs and
 //!   other long work go through; one claimer per job, on any replica.
+//! - [`scorecards`]: scorecards' definitions (as JSON), exemptions, the
+//!   current result of each rule per entity and each entity's level
+//!   history; [`Store::write_scorecard_results`] writes one evaluation of
+//!   many entities in one transaction.
 //! - [`error`]: [`StoreError`], one enum whose cases callers branch on
 //!   (bad URL, database unreachable, migration failed, query failed).
 //! - [`testing`]: test support for this and other crates: throwaway SQLite
@@ -38,8 +42,9 @@
 
 pub mod entities;
 pub mod error;
-pub mod query;
 pub mod jobs;
+pub mod query;
+pub mod scorecards;
 pub mod store;
 pub mod testing;
 pub mod tokens;
@@ -50,6 +55,11 @@ pub use jobs::{Job, JobStatus, NewJob};
 pub use query::{
     Cursor, Direction, EntityPage, EntityQuery, FacetCount, FieldFilter, FieldPath, GraphEdge,
     GraphNode, GraphQuery, NodeEntity, RelationGraph, SortKey, MAX_PAGE_SIZE,
+};
+pub use scorecards::{
+    EntityEvaluation, EntityScorecard, LevelChange, NewRuleResult, NewScorecardExemption,
+    ResultStatus, ResultsWritten, RuleResult, ScorecardExemption, ScorecardSummary, StatusCounts,
+    StoredScorecard, MAX_SCORECARD_PAGE,
 };
 pub use store::{Backend, Store};
 pub use tokens::{NewToken, ParseRoleError, Role, TokenInfo};

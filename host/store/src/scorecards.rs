@@ -1,0 +1,989 @@
+//! Scorecards' tables: definitions, exemptions, the current result of every
+//! rule for every entity, and each entity's level over time.
+//!
+//! The store does not interpret a scorecard: a definition is a JSON value
+//! that the `portolan-scorecards` crate has validated, statuses and levels
+//! are computed there too, and this module only keeps them. Entities are
+//! named by the catalog's lower-cased key (`kind:namespace/name`); every
+//! method lower-cases the references it is given.
+//!
+//! An evaluation is written by [`Store::write_scorecard_results`] in one
+//! transaction: the entities' current results are replaced and a level
+//! history row is appended only for entities whose level changed, so the
+//! history grows with changes rather than with evaluations. The current
+//! level is the history row that has no end (`until` is `None`).
+//!
+//! Times are milliseconds since the Unix epoch in the database, as in the
+//! jobs table; the shapes here carry [`DateTime<Utc>`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::QueryBuilder;
+
+use crate::store::{on_pool, Pool};
+use crate::{Store, StoreError};
+
+/// Result rows per multi-row INSERT: 7 binds each, so 28,000 binds, under
+/// SQLite's 32,766 and PostgreSQL's 65,535 bind limits.
+const RESULT_ROWS_PER_INSERT: usize = 4_000;
+
+/// Level rows per multi-row INSERT (4 binds each).
+const LEVEL_ROWS_PER_INSERT: usize = 8_000;
+
+/// Entity keys per `IN (...)` lookup, update or delete (plus a bind or two
+/// for the scorecard and the time).
+const KEYS_PER_STATEMENT: usize = 8_000;
+
+/// The most entities one [`Store::scorecard_entities`] page returns: each
+/// carries all its rule results.
+pub const MAX_SCORECARD_PAGE: u32 = 1_000;
+
+/// A scorecard as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredScorecard {
+    pub id: String,
+    /// The definition as the scorecards crate wrote it.
+    pub definition: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The outcome of one rule for one entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultStatus {
+    Pass,
+    Fail,
+    /// The check could not decide (the plugin trapped, timed out or
+    /// answered garbage).
+    Error,
+    /// Not passing, but an exemption in force covers it.
+    Exempt,
+}
+
+impl ResultStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultStatus::Pass => "pass",
+            ResultStatus::Fail => "fail",
+            ResultStatus::Error => "error",
+            ResultStatus::Exempt => "exempt",
+        }
+    }
+}
+
+impl fmt::Display for ResultStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ResultStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ResultStatus, String> {
+        Ok(match s {
+            "pass" => ResultStatus::Pass,
+            "fail" => ResultStatus::Fail,
+            "error" => ResultStatus::Error,
+            "exempt" => ResultStatus::Exempt,
+            other => return Err(format!("unknown result status {other:?}")),
+        })
+    }
+}
+
+/// One rule's outcome to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRuleResult {
+    pub rule_id: String,
+    pub status: ResultStatus,
+    /// What the check said, for people.
+    pub message: Option<String>,
+    /// What the check measured, if anything (a coverage figure, a date).
+    pub value: Option<Value>,
+}
+
+/// One entity's evaluation on one scorecard: every rule's outcome and the
+/// level they give.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityEvaluation {
+    /// The entity's reference; stored lower-cased.
+    pub entity_ref: String,
+    /// The level reached, as the scorecards crate computed it.
+    pub level: String,
+    /// The rules' outcomes. They replace all of the entity's stored
+    /// results on this scorecard, so a rule left out loses its result.
+    pub results: Vec<NewRuleResult>,
+}
+
+/// What [`Store::write_scorecard_results`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResultsWritten {
+    pub entities: usize,
+    pub results: usize,
+    /// Entities whose level changed (or was recorded for the first time),
+    /// each of which got a history row.
+    pub level_changes: usize,
+}
+
+/// One rule's stored result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleResult {
+    pub rule_id: String,
+    pub status: ResultStatus,
+    pub message: Option<String>,
+    pub value: Option<Value>,
+    pub evaluated_at: DateTime<Utc>,
+}
+
+/// An entity's standing on one scorecard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityScorecard {
+    pub scorecard_id: String,
+    pub entity_ref: String,
+    /// The current level; `None` if results exist without a level, which
+    /// [`Store::write_scorecard_results`] never leaves behind.
+    pub level: Option<String>,
+    /// Since when the entity has been at that level.
+    pub level_since: Option<DateTime<Utc>>,
+    /// Ordered by rule id.
+    pub results: Vec<RuleResult>,
+}
+
+/// How many entities are at each status of one rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    pub pass: u64,
+    pub fail: u64,
+    pub error: u64,
+    pub exempt: u64,
+}
+
+impl StatusCounts {
+    fn add(&mut self, status: ResultStatus, count: u64) {
+        match status {
+            ResultStatus::Pass => self.pass += count,
+            ResultStatus::Fail => self.fail += count,
+            ResultStatus::Error => self.error += count,
+            ResultStatus::Exempt => self.exempt += count,
+        }
+    }
+
+    /// Entities with a result for the rule.
+    pub fn total(&self) -> u64 {
+        self.pass + self.fail + self.error + self.exempt
+    }
+}
+
+/// A scorecard's results over all the entities it has evaluated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScorecardSummary {
+    /// Entities with a current level.
+    pub entities: u64,
+    /// How many entities are at each level; levels nobody is at are
+    /// absent (the caller knows the definition's levels).
+    pub levels: BTreeMap<String, u64>,
+    /// Per rule id, how many entities are at each status.
+    pub rules: BTreeMap<String, StatusCounts>,
+}
+
+/// One period of an entity's level history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LevelChange {
+    pub level: String,
+    /// When the entity reached it.
+    pub at: DateTime<Utc>,
+    /// When it left it; `None` for the current level.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// An exemption to add: one entity need not pass one rule until
+/// `expires_at`. The scorecards crate checks that the rule exists, the
+/// reason is given and the expiry lies ahead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewScorecardExemption {
+    pub scorecard_id: String,
+    /// Stored lower-cased.
+    pub entity_ref: String,
+    pub rule_id: String,
+    pub reason: String,
+    pub expires_at: DateTime<Utc>,
+    /// The person or token that granted it.
+    pub created_by: String,
+}
+
+/// An exemption as stored, expired or not: whether it still applies is
+/// for the scorecards crate to say, given the time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScorecardExemption {
+    pub scorecard_id: String,
+    pub entity_ref: String,
+    pub rule_id: String,
+    pub reason: String,
+    pub expires_at: DateTime<Utc>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn millis_to_time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn parse_status(text: &str, what: impl FnOnce() -> String) -> Result<ResultStatus, StoreError> {
+    text.parse()
+        .map_err(|e: String| StoreError::InvalidData(format!("{}: {e}", what())))
+}
+
+#[derive(sqlx::FromRow)]
+struct ScorecardRow {
+    id: String,
+    definition: Json<Value>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<ScorecardRow> for StoredScorecard {
+    fn from(row: ScorecardRow) -> StoredScorecard {
+        StoredScorecard {
+            id: row.id,
+            definition: row.definition.0,
+            created_at: millis_to_time(row.created_at),
+            updated_at: millis_to_time(row.updated_at),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ExemptionRow {
+    scorecard_id: String,
+    entity_ref: String,
+    rule_id: String,
+    reason: String,
+    expires_at: i64,
+    created_by: String,
+    created_at: i64,
+}
+
+impl From<ExemptionRow> for ScorecardExemption {
+    fn from(row: ExemptionRow) -> ScorecardExemption {
+        ScorecardExemption {
+            scorecard_id: row.scorecard_id,
+            entity_ref: row.entity_ref,
+            rule_id: row.rule_id,
+            reason: row.reason,
+            expires_at: millis_to_time(row.expires_at),
+            created_by: row.created_by,
+            created_at: millis_to_time(row.created_at),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ResultRow {
+    scorecard_id: String,
+    entity_ref: String,
+    rule_id: String,
+    status: String,
+    message: Option<String>,
+    value: Option<Json<Value>>,
+    evaluated_at: i64,
+}
+
+impl ResultRow {
+    fn into_result(self) -> Result<RuleResult, StoreError> {
+        let status = parse_status(&self.status, || {
+            format!(
+                "scorecard {} result of rule {} for {}",
+                self.scorecard_id, self.rule_id, self.entity_ref
+            )
+        })?;
+        Ok(RuleResult {
+            rule_id: self.rule_id,
+            status,
+            message: self.message,
+            value: self.value.map(|j| j.0),
+            evaluated_at: millis_to_time(self.evaluated_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct CurrentLevelRow {
+    scorecard_id: String,
+    entity_ref: String,
+    level: String,
+    at: i64,
+}
+
+/// (level, entities at it).
+type LevelCount = (String, i64);
+
+/// (rule id, status, entities with it).
+type RuleStatusCount = (String, String, i64);
+
+const SCORECARD_COLUMNS: &str = "id, definition, created_at, updated_at";
+const EXEMPTION_COLUMNS: &str =
+    "scorecard_id, entity_ref, rule_id, reason, expires_at, created_by, created_at";
+const RESULT_COLUMNS: &str =
+    "scorecard_id, entity_ref, rule_id, status, message, value, evaluated_at";
+
+/// Joins current levels with their results into one [`EntityScorecard`]
+/// per (scorecard, entity), in the order of `levels`. Results without a
+/// level row come last.
+fn assemble(
+    levels: Vec<CurrentLevelRow>,
+    results: Vec<ResultRow>,
+) -> Result<Vec<EntityScorecard>, StoreError> {
+    let mut index: HashMap<(String, String), usize> = HashMap::with_capacity(levels.len());
+    let mut out: Vec<EntityScorecard> = Vec::with_capacity(levels.len());
+    for row in levels {
+        index.insert(
+            (row.scorecard_id.clone(), row.entity_ref.clone()),
+            out.len(),
+        );
+        out.push(EntityScorecard {
+            scorecard_id: row.scorecard_id,
+            entity_ref: row.entity_ref,
+            level: Some(row.level),
+            level_since: Some(millis_to_time(row.at)),
+            results: Vec::new(),
+        });
+    }
+    for row in results {
+        let key = (row.scorecard_id.clone(), row.entity_ref.clone());
+        let slot = *index.entry(key).or_insert_with(|| {
+            out.push(EntityScorecard {
+                scorecard_id: row.scorecard_id.clone(),
+                entity_ref: row.entity_ref.clone(),
+                level: None,
+                level_since: None,
+                results: Vec::new(),
+            });
+            out.len() - 1
+        });
+        out[slot].results.push(row.into_result()?);
+    }
+    Ok(out)
+}
+
+/// The statements of a results write, written once and instantiated per
+/// backend so each is type-checked against that backend's driver.
+macro_rules! backend_impl {
+    ($module:ident, $db:ty, $conn:ty) => {
+        mod $module {
+            use super::*;
+
+            type Db = $db;
+            type Conn = $conn;
+
+            /// Removes the stored results of these entities.
+            pub(super) async fn delete_results(
+                conn: &mut Conn,
+                scorecard: &str,
+                keys: &[&str],
+            ) -> Result<(), StoreError> {
+                for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "DELETE FROM scorecard_results WHERE scorecard_id = ",
+                    );
+                    qb.push_bind(scorecard).push(" AND entity_ref IN (");
+                    let mut list = qb.separated(", ");
+                    for key in chunk {
+                        list.push_bind(*key);
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            pub(super) async fn insert_results(
+                conn: &mut Conn,
+                scorecard: &str,
+                rows: &[(&str, &NewRuleResult)],
+                at: i64,
+            ) -> Result<(), StoreError> {
+                for chunk in rows.chunks(RESULT_ROWS_PER_INSERT) {
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "INSERT INTO scorecard_results (scorecard_id, entity_ref, rule_id, \
+                         status, message, value, evaluated_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, (key, r)| {
+                        b.push_bind(scorecard)
+                            .push_bind(*key)
+                            .push_bind(r.rule_id.as_str())
+                            .push_bind(r.status.as_str())
+                            .push_bind(r.message.as_deref())
+                            .push_bind(r.value.as_ref().map(Json))
+                            .push_bind(at);
+                    });
+                    qb.build().execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            /// The current level of each of these entities that has one.
+            pub(super) async fn current_levels(
+                conn: &mut Conn,
+                scorecard: &str,
+                keys: &[&str],
+            ) -> Result<HashMap<String, String>, StoreError> {
+                let mut out = HashMap::with_capacity(keys.len());
+                for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "SELECT entity_ref, level FROM scorecard_levels WHERE scorecard_id = ",
+                    );
+                    qb.push_bind(scorecard)
+                        .push(" AND until_at IS NULL AND entity_ref IN (");
+                    let mut list = qb.separated(", ");
+                    for key in chunk {
+                        list.push_bind(*key);
+                    }
+                    qb.push(")");
+                    let rows: Vec<(String, String)> =
+                        qb.build_query_as().fetch_all(&mut *conn).await?;
+                    out.extend(rows);
+                }
+                Ok(out)
+            }
+
+            /// Ends the current level period of these entities at `at`.
+            pub(super) async fn close_levels(
+                conn: &mut Conn,
+                scorecard: &str,
+                keys: &[&str],
+                at: i64,
+            ) -> Result<(), StoreError> {
+                for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<Db>::new("UPDATE scorecard_levels SET until_at = ");
+                    qb.push_bind(at)
+                        .push(" WHERE scorecard_id = ")
+                        .push_bind(scorecard)
+                        .push(" AND until_at IS NULL AND entity_ref IN (");
+                    let mut list = qb.separated(", ");
+                    for key in chunk {
+                        list.push_bind(*key);
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            pub(super) async fn insert_levels(
+                conn: &mut Conn,
+                scorecard: &str,
+                rows: &[(&str, &str)],
+                at: i64,
+            ) -> Result<(), StoreError> {
+                for chunk in rows.chunks(LEVEL_ROWS_PER_INSERT) {
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "INSERT INTO scorecard_levels (scorecard_id, entity_ref, level, at) ",
+                    );
+                    qb.push_values(chunk, |mut b, (key, level)| {
+                        b.push_bind(scorecard)
+                            .push_bind(*key)
+                            .push_bind(*level)
+                            .push_bind(at);
+                    });
+                    qb.build().execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            /// Removes these entities' results and level history.
+            pub(super) async fn forget(
+                conn: &mut Conn,
+                scorecard: &str,
+                keys: &[&str],
+            ) -> Result<(), StoreError> {
+                delete_results(conn, scorecard, keys).await?;
+                for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "DELETE FROM scorecard_levels WHERE scorecard_id = ",
+                    );
+                    qb.push_bind(scorecard).push(" AND entity_ref IN (");
+                    let mut list = qb.separated(", ");
+                    for key in chunk {
+                        list.push_bind(*key);
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            /// The whole results write; see [`Store::write_scorecard_results`].
+            pub(super) async fn write(
+                conn: &mut Conn,
+                scorecard: &str,
+                batch: &[(String, &EntityEvaluation)],
+                at: i64,
+            ) -> Result<ResultsWritten, StoreError> {
+                let keys: Vec<&str> = batch.iter().map(|(k, _)| k.as_str()).collect();
+                delete_results(conn, scorecard, &keys).await?;
+                let rows: Vec<(&str, &NewRuleResult)> = batch
+                    .iter()
+                    .flat_map(|(k, e)| e.results.iter().map(move |r| (k.as_str(), r)))
+                    .collect();
+                insert_results(conn, scorecard, &rows, at).await?;
+
+                let current = current_levels(conn, scorecard, &keys).await?;
+                let changed: Vec<(&str, &str)> = batch
+                    .iter()
+                    .filter(|(k, e)| current.get(k.as_str()) != Some(&e.level))
+                    .map(|(k, e)| (k.as_str(), e.level.as_str()))
+                    .collect();
+                let closed: Vec<&str> = changed
+                    .iter()
+                    .map(|(k, _)| *k)
+                    .filter(|k| current.contains_key(*k))
+                    .collect();
+                close_levels(conn, scorecard, &closed, at).await?;
+                insert_levels(conn, scorecard, &changed, at).await?;
+                Ok(ResultsWritten {
+                    entities: batch.len(),
+                    results: rows.len(),
+                    level_changes: changed.len(),
+                })
+            }
+        }
+    };
+}
+
+backend_impl!(sqlite, sqlx::Sqlite, sqlx::SqliteConnection);
+backend_impl!(postgres, sqlx::Postgres, sqlx::PgConnection);
+
+/// Runs the same body against whichever backend module fits the pool, in
+/// one transaction. On SQLite it is `BEGIN IMMEDIATE`, taking the write
+/// lock before the first read, so a concurrent writer cannot slip in
+/// between our level lookup and our history append; on PostgreSQL the
+/// unique index on current levels refuses a second current row instead.
+macro_rules! in_write_transaction {
+    ($store:expr, |$backend:ident, $conn:ident| $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let $conn: &mut sqlx::SqliteConnection = &mut tx;
+                #[allow(unused_imports)]
+                use self::sqlite as $backend;
+                let out = $body;
+                tx.commit().await?;
+                out
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let $conn: &mut sqlx::PgConnection = &mut tx;
+                #[allow(unused_imports)]
+                use self::postgres as $backend;
+                let out = $body;
+                tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+impl Store {
+    /// Creates or replaces a scorecard's definition. Returns it as stored
+    /// and whether it was created (`true`) or replaced. Replacing keeps the
+    /// results, exemptions and history: the next evaluation brings the
+    /// results up to date.
+    pub async fn put_scorecard(
+        &self,
+        id: &str,
+        definition: &Value,
+    ) -> Result<(StoredScorecard, bool), StoreError> {
+        let at = Utc::now().timestamp_millis();
+        let created = on_pool!(&self.pool, pool => {
+            let inserted = sqlx::query(
+                "INSERT INTO scorecards (id, definition, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $3) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(Json(definition))
+            .bind(at)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                sqlx::query("UPDATE scorecards SET definition = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(Json(definition))
+                    .bind(at)
+                    .execute(pool)
+                    .await?;
+            }
+            inserted == 1
+        });
+        let stored = self.scorecard(id).await?.ok_or_else(|| {
+            StoreError::InvalidData(format!(
+                "scorecard {id} vanished right after it was written"
+            ))
+        })?;
+        Ok((stored, created))
+    }
+
+    /// One scorecard, if it exists.
+    pub async fn scorecard(&self, id: &str) -> Result<Option<StoredScorecard>, StoreError> {
+        let sql = format!("SELECT {SCORECARD_COLUMNS} FROM scorecards WHERE id = $1");
+        let row: Option<ScorecardRow> = on_pool!(&self.pool, pool => {
+            sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?
+        });
+        Ok(row.map(StoredScorecard::from))
+    }
+
+    /// Every scorecard, by id.
+    pub async fn list_scorecards(&self) -> Result<Vec<StoredScorecard>, StoreError> {
+        let sql = format!("SELECT {SCORECARD_COLUMNS} FROM scorecards ORDER BY id");
+        let rows: Vec<ScorecardRow> = on_pool!(&self.pool, pool => {
+            sqlx::query_as(&sql).fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(StoredScorecard::from).collect())
+    }
+
+    /// Deletes a scorecard with its exemptions, results and history.
+    /// Returns whether it existed.
+    pub async fn delete_scorecard(&self, id: &str) -> Result<bool, StoreError> {
+        // The foreign keys cascade, but say it outright rather than rely on
+        // SQLite's per-connection foreign_keys setting.
+        let deleted = on_pool!(&self.pool, pool => {
+            let mut tx = pool.begin().await?;
+            for table in ["scorecard_results", "scorecard_levels", "scorecard_exemptions"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE scorecard_id = $1"))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let done = sqlx::query("DELETE FROM scorecards WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            done.rows_affected() > 0
+        });
+        Ok(deleted)
+    }
+
+    /// Adds an exemption, replacing any for the same scorecard, entity and
+    /// rule. Fails with [`StoreError::Database`] if the scorecard does not
+    /// exist.
+    pub async fn put_scorecard_exemption(
+        &self,
+        new: &NewScorecardExemption,
+    ) -> Result<ScorecardExemption, StoreError> {
+        let at = Utc::now().timestamp_millis();
+        let entity = new.entity_ref.to_lowercase();
+        on_pool!(&self.pool, pool => {
+            sqlx::query(
+                "INSERT INTO scorecard_exemptions (scorecard_id, entity_ref, rule_id, reason, \
+                 expires_at, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (scorecard_id, entity_ref, rule_id) DO UPDATE SET \
+                 reason = excluded.reason, expires_at = excluded.expires_at, \
+                 created_by = excluded.created_by, created_at = excluded.created_at",
+            )
+            .bind(&new.scorecard_id)
+            .bind(&entity)
+            .bind(&new.rule_id)
+            .bind(&new.reason)
+            .bind(millis(new.expires_at))
+            .bind(&new.created_by)
+            .bind(at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(ScorecardExemption {
+            scorecard_id: new.scorecard_id.clone(),
+            entity_ref: entity,
+            rule_id: new.rule_id.clone(),
+            reason: new.reason.clone(),
+            expires_at: millis_to_time(millis(new.expires_at)),
+            created_by: new.created_by.clone(),
+            created_at: millis_to_time(at),
+        })
+    }
+
+    /// A scorecard's exemptions, expired ones included, by entity and
+    /// rule; only one entity's with `entity_ref`.
+    pub async fn scorecard_exemptions(
+        &self,
+        scorecard_id: &str,
+        entity_ref: Option<&str>,
+    ) -> Result<Vec<ScorecardExemption>, StoreError> {
+        let entity = entity_ref.map(str::to_lowercase);
+        let sql = format!(
+            "SELECT {EXEMPTION_COLUMNS} FROM scorecard_exemptions WHERE scorecard_id = $1 \
+             AND ($2 IS NULL OR entity_ref = $2) ORDER BY entity_ref, rule_id"
+        );
+        let rows: Vec<ExemptionRow> = match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_as(&sql)
+                    .bind(scorecard_id)
+                    .bind(entity.as_deref())
+                    .fetch_all(pool)
+                    .await?
+            }
+            // PostgreSQL cannot infer the type of a parameter that is only
+            // compared with NULL; say it.
+            Pool::Postgres(pool) => {
+                sqlx::query_as(&sql.replace("$2 IS NULL", "$2::text IS NULL"))
+                    .bind(scorecard_id)
+                    .bind(entity.as_deref())
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        Ok(rows.into_iter().map(ScorecardExemption::from).collect())
+    }
+
+    /// Removes one exemption; returns whether it existed.
+    pub async fn delete_scorecard_exemption(
+        &self,
+        scorecard_id: &str,
+        entity_ref: &str,
+        rule_id: &str,
+    ) -> Result<bool, StoreError> {
+        let entity = entity_ref.to_lowercase();
+        let done = on_pool!(&self.pool, pool => {
+            sqlx::query(
+                "DELETE FROM scorecard_exemptions \
+                 WHERE scorecard_id = $1 AND entity_ref = $2 AND rule_id = $3",
+            )
+            .bind(scorecard_id)
+            .bind(&entity)
+            .bind(rule_id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Writes one evaluation of many entities on a scorecard in one
+    /// transaction, all or nothing: each entity's results replace its
+    /// stored ones, and its level is appended to the history only when it
+    /// differs from the current one (or there is none yet).
+    ///
+    /// Fails without writing if an entity appears twice in the batch
+    /// ([`StoreError::DuplicateEntity`]), or with [`StoreError::Database`]
+    /// if the scorecard does not exist or an entity lists a rule twice.
+    pub async fn write_scorecard_results(
+        &self,
+        scorecard_id: &str,
+        evaluations: &[EntityEvaluation],
+        evaluated_at: DateTime<Utc>,
+    ) -> Result<ResultsWritten, StoreError> {
+        let mut seen = HashSet::with_capacity(evaluations.len());
+        let mut batch = Vec::with_capacity(evaluations.len());
+        for evaluation in evaluations {
+            let key = evaluation.entity_ref.to_lowercase();
+            if !seen.insert(key.clone()) {
+                return Err(StoreError::DuplicateEntity(key));
+            }
+            batch.push((key, evaluation));
+        }
+        if batch.is_empty() {
+            return Ok(ResultsWritten::default());
+        }
+        let at = millis(evaluated_at);
+        let written = in_write_transaction!(self, |backend, conn| {
+            backend::write(conn, scorecard_id, &batch, at).await?
+        });
+        Ok(written)
+    }
+
+    /// Removes these entities' results and level history from a scorecard:
+    /// for entities deleted from the catalog or no longer covered by it.
+    pub async fn forget_scorecard_entities(
+        &self,
+        scorecard_id: &str,
+        entity_refs: &[&str],
+    ) -> Result<(), StoreError> {
+        let keys: Vec<String> = entity_refs.iter().map(|r| r.to_lowercase()).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        in_write_transaction!(self, |backend, conn| {
+            backend::forget(conn, scorecard_id, &keys).await?
+        });
+        Ok(())
+    }
+
+    /// A scorecard's distribution of entities per level and each rule's
+    /// counts per status.
+    pub async fn scorecard_summary(
+        &self,
+        scorecard_id: &str,
+    ) -> Result<ScorecardSummary, StoreError> {
+        let (levels, rules): (Vec<LevelCount>, Vec<RuleStatusCount>) = on_pool!(&self.pool, pool => {
+            let levels = sqlx::query_as(
+                "SELECT level, COUNT(*) FROM scorecard_levels \
+                 WHERE scorecard_id = $1 AND until_at IS NULL GROUP BY level",
+            )
+            .bind(scorecard_id)
+            .fetch_all(pool)
+            .await?;
+            let rules = sqlx::query_as(
+                "SELECT rule_id, status, COUNT(*) FROM scorecard_results \
+                 WHERE scorecard_id = $1 GROUP BY rule_id, status",
+            )
+            .bind(scorecard_id)
+            .fetch_all(pool)
+            .await?;
+            (levels, rules)
+        });
+        let mut summary = ScorecardSummary::default();
+        for (level, count) in levels {
+            let count = count.max(0) as u64;
+            summary.entities += count;
+            summary.levels.insert(level, count);
+        }
+        for (rule, status, count) in rules {
+            let status = parse_status(&status, || {
+                format!("scorecard {scorecard_id} results of rule {rule}")
+            })?;
+            summary
+                .rules
+                .entry(rule)
+                .or_default()
+                .add(status, count.max(0) as u64);
+        }
+        Ok(summary)
+    }
+
+    /// One page of a scorecard's entities with their levels and results,
+    /// by entity reference, starting after `after` (the last reference of
+    /// the previous page). At most [`MAX_SCORECARD_PAGE`] entities.
+    pub async fn scorecard_entities(
+        &self,
+        scorecard_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<EntityScorecard>, StoreError> {
+        let limit = i64::from(limit.clamp(1, MAX_SCORECARD_PAGE));
+        let after = after.map(str::to_lowercase).unwrap_or_default();
+        let levels: Vec<CurrentLevelRow> = on_pool!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT scorecard_id, entity_ref, level, at FROM scorecard_levels \
+                 WHERE scorecard_id = $1 AND until_at IS NULL AND entity_ref > $2 \
+                 ORDER BY entity_ref LIMIT $3",
+            )
+            .bind(scorecard_id)
+            .bind(&after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        let (Some(first), Some(last)) = (levels.first(), levels.last()) else {
+            return Ok(Vec::new());
+        };
+        let (first, last) = (first.entity_ref.clone(), last.entity_ref.clone());
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS} FROM scorecard_results WHERE scorecard_id = $1 \
+             AND entity_ref >= $2 AND entity_ref <= $3 ORDER BY entity_ref, rule_id"
+        );
+        let results: Vec<ResultRow> = on_pool!(&self.pool, pool => {
+            sqlx::query_as(&sql)
+                .bind(scorecard_id)
+                .bind(&first)
+                .bind(&last)
+                .fetch_all(pool)
+                .await?
+        });
+        let mut page = assemble(levels, results)?;
+        // A result row in the range whose entity has no level row would
+        // have been appended at the end; it is not part of this page.
+        page.retain(|e| e.level.is_some());
+        Ok(page)
+    }
+
+    /// An entity's standing on every scorecard that has evaluated it, by
+    /// scorecard id.
+    pub async fn entity_scorecards(
+        &self,
+        entity_ref: &str,
+    ) -> Result<Vec<EntityScorecard>, StoreError> {
+        let entity = entity_ref.to_lowercase();
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS} FROM scorecard_results WHERE entity_ref = $1 \
+             ORDER BY scorecard_id, rule_id"
+        );
+        let (levels, results): (Vec<CurrentLevelRow>, Vec<ResultRow>) = on_pool!(&self.pool, pool => {
+            let levels = sqlx::query_as(
+                "SELECT scorecard_id, entity_ref, level, at FROM scorecard_levels \
+                 WHERE entity_ref = $1 AND until_at IS NULL ORDER BY scorecard_id",
+            )
+            .bind(&entity)
+            .fetch_all(pool)
+            .await?;
+            let results = sqlx::query_as(&sql).bind(&entity).fetch_all(pool).await?;
+            (levels, results)
+        });
+        assemble(levels, results)
+    }
+
+    /// An entity's level history on one scorecard, oldest first.
+    pub async fn scorecard_level_history(
+        &self,
+        scorecard_id: &str,
+        entity_ref: &str,
+    ) -> Result<Vec<LevelChange>, StoreError> {
+        let entity = entity_ref.to_lowercase();
+        let rows: Vec<(String, i64, Option<i64>)> = on_pool!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT level, at, until_at FROM scorecard_levels \
+                 WHERE scorecard_id = $1 AND entity_ref = $2 ORDER BY at, until_at IS NULL",
+            )
+            .bind(scorecard_id)
+            .bind(&entity)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(level, at, until)| LevelChange {
+                level,
+                at: millis_to_time(at),
+                until: until.map(millis_to_time),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip() {
+        for status in [
+            ResultStatus::Pass,
+            ResultStatus::Fail,
+            ResultStatus::Error,
+            ResultStatus::Exempt,
+        ] {
+            assert_eq!(status.as_str().parse::<ResultStatus>(), Ok(status));
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                Value::String(status.as_str().into())
+            );
+        }
+        assert!("passed".parse::<ResultStatus>().is_err());
+    }
+}

@@ -1,0 +1,616 @@
+//! Scorecards' tables on both backends: every test in `suite` runs as
+//! `sqlite::<name>` and `postgres::<name>`.
+
+use chrono::{Duration, TimeZone, Utc};
+use portolan_store::testing::TestDatabase;
+use portolan_store::{
+    EntityEvaluation, NewRuleResult, NewScorecardExemption, ResultStatus, Store, StoreError,
+};
+use serde_json::json;
+
+portolan_store::both_backends!(
+    scorecards_round_trip_and_delete_with_everything_they_own,
+    a_large_evaluation_is_written_in_one_go,
+    history_appends_only_when_the_level_changes,
+    a_batch_is_all_or_nothing,
+    results_replace_the_entitys_previous_ones,
+    exemptions_are_listed_replaced_and_deleted,
+    results_read_per_scorecard_and_per_entity,
+    forgotten_entities_lose_results_and_history,
+);
+
+async fn run<F, Fut>(db: TestDatabase, test: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let store = Store::connect(&db.url).await.expect("connect");
+    test(store.clone()).await;
+    store.close().await;
+    db.drop_db().await;
+}
+
+fn definition(title: &str) -> serde_json::Value {
+    json!({
+        "id": "production-readiness",
+        "title": title,
+        "levels": ["Basic", "Bronze", "Silver", "Gold"],
+        "rules": [
+            {"id": "has-owner", "title": "Has an owner", "level": "Bronze",
+             "check": "catalog-hygiene/has-owner", "parameters": {}}
+        ]
+    })
+}
+
+fn result(rule: &str, status: ResultStatus) -> NewRuleResult {
+    NewRuleResult {
+        rule_id: rule.into(),
+        status,
+        message: (status != ResultStatus::Pass).then(|| format!("{rule} is {status}")),
+        value: (rule == "coverage").then(|| json!(0.75)),
+    }
+}
+
+fn evaluation(entity: &str, level: &str, statuses: &[(&str, ResultStatus)]) -> EntityEvaluation {
+    EntityEvaluation {
+        entity_ref: entity.into(),
+        level: level.into(),
+        results: statuses.iter().map(|(r, s)| result(r, *s)).collect(),
+    }
+}
+
+fn at(minute: i64) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap() + Duration::minutes(minute)
+}
+
+use ResultStatus::{Error, Exempt, Fail, Pass};
+
+mod suite {
+    use super::*;
+
+    pub async fn scorecards_round_trip_and_delete_with_everything_they_own(store: Store) {
+        assert!(store.scorecard("nope").await.unwrap().is_none());
+        assert!(store.list_scorecards().await.unwrap().is_empty());
+
+        let (first, created) = store
+            .put_scorecard("production-readiness", &definition("Readiness"))
+            .await
+            .unwrap();
+        assert!(created);
+        assert_eq!(first.id, "production-readiness");
+        assert_eq!(first.definition, definition("Readiness"));
+        assert_eq!(first.created_at, first.updated_at);
+
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let (second, created) = store
+            .put_scorecard("production-readiness", &definition("Ready for production"))
+            .await
+            .unwrap();
+        assert!(!created, "a second put replaces the definition");
+        assert_eq!(second.definition["title"], "Ready for production");
+        assert_eq!(second.created_at, first.created_at);
+        assert!(second.updated_at > first.updated_at);
+
+        store
+            .put_scorecard("api-quality", &json!({"id": "api-quality"}))
+            .await
+            .unwrap();
+        let ids: Vec<String> = store
+            .list_scorecards()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(ids, ["api-quality", "production-readiness"]);
+        assert_eq!(
+            store.scorecard("production-readiness").await.unwrap(),
+            Some(second)
+        );
+
+        // Deleting takes results, history and exemptions with it.
+        let entity = "component:default/web";
+        store
+            .write_scorecard_results(
+                "production-readiness",
+                &[evaluation(entity, "Bronze", &[("has-owner", Pass)])],
+                at(0),
+            )
+            .await
+            .unwrap();
+        store
+            .put_scorecard_exemption(&NewScorecardExemption {
+                scorecard_id: "production-readiness".into(),
+                entity_ref: entity.into(),
+                rule_id: "has-owner".into(),
+                reason: "migrating".into(),
+                expires_at: Utc::now() + Duration::days(7),
+                created_by: "alice".into(),
+            })
+            .await
+            .unwrap();
+        assert!(store
+            .delete_scorecard("production-readiness")
+            .await
+            .unwrap());
+        assert!(!store
+            .delete_scorecard("production-readiness")
+            .await
+            .unwrap());
+        assert!(store.entity_scorecards(entity).await.unwrap().is_empty());
+        assert!(store
+            .scorecard_level_history("production-readiness", entity)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .scorecard_exemptions("production-readiness", None)
+            .await
+            .unwrap()
+            .is_empty());
+
+        // A re-created scorecard starts from nothing.
+        store
+            .put_scorecard("production-readiness", &definition("Again"))
+            .await
+            .unwrap();
+        let summary = store
+            .scorecard_summary("production-readiness")
+            .await
+            .unwrap();
+        assert_eq!(summary.entities, 0);
+    }
+
+    pub async fn a_large_evaluation_is_written_in_one_go(store: Store) {
+        store
+            .put_scorecard("production-readiness", &definition("R"))
+            .await
+            .unwrap();
+        let levels = ["Basic", "Bronze", "Silver"];
+        let batch: Vec<EntityEvaluation> = (0..5_000)
+            .map(|i| {
+                let status = |n: usize| if i % n == 0 { Fail } else { Pass };
+                evaluation(
+                    &format!("component:default/svc-{i:05}"),
+                    levels[i % 3],
+                    &[
+                        ("has-owner", status(2)),
+                        ("has-docs", status(5)),
+                        ("coverage", status(7)),
+                    ],
+                )
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let written = store
+            .write_scorecard_results("production-readiness", &batch, at(0))
+            .await
+            .unwrap();
+        let first_write = started.elapsed();
+        assert_eq!(written.entities, 5_000);
+        assert_eq!(written.results, 15_000);
+        assert_eq!(
+            written.level_changes, 5_000,
+            "every first level is recorded"
+        );
+
+        let summary = store
+            .scorecard_summary("production-readiness")
+            .await
+            .unwrap();
+        assert_eq!(summary.entities, 5_000);
+        assert_eq!(summary.levels["Basic"], 1_667);
+        assert_eq!(summary.levels["Bronze"], 1_667);
+        assert_eq!(summary.levels["Silver"], 1_666);
+        assert_eq!(summary.rules["has-owner"].fail, 2_500);
+        assert_eq!(summary.rules["has-owner"].pass, 2_500);
+        assert_eq!(summary.rules["has-docs"].fail, 1_000);
+        assert_eq!(summary.rules["coverage"].fail, 715);
+        assert_eq!(summary.rules["coverage"].total(), 5_000);
+
+        // The same evaluation again: results rewritten, history untouched.
+        let again = store
+            .write_scorecard_results("production-readiness", &batch, at(1))
+            .await
+            .unwrap();
+        assert_eq!(again.level_changes, 0);
+        let history = store
+            .scorecard_level_history("production-readiness", "component:default/svc-00004")
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].level, "Bronze");
+        assert_eq!(history[0].at, at(0));
+        let page = store
+            .scorecard_entities("production-readiness", None, 2)
+            .await
+            .unwrap();
+        assert_eq!(page[0].results[0].evaluated_at, at(1));
+        eprintln!("5,000 entities x 3 rules: first write {first_write:?}");
+    }
+
+    pub async fn history_appends_only_when_the_level_changes(store: Store) {
+        store
+            .put_scorecard("production-readiness", &definition("R"))
+            .await
+            .unwrap();
+        let web = "component:default/web";
+        let api = "component:default/api";
+        let write = |minute, web_level: &'static str, api_level: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .write_scorecard_results(
+                        "production-readiness",
+                        &[
+                            evaluation(web, web_level, &[("has-owner", Pass)]),
+                            evaluation(api, api_level, &[("has-owner", Pass)]),
+                        ],
+                        at(minute),
+                    )
+                    .await
+                    .unwrap()
+                    .level_changes
+            }
+        };
+        assert_eq!(write(0, "Bronze", "Basic").await, 2);
+        assert_eq!(write(1, "Bronze", "Basic").await, 0);
+        assert_eq!(write(2, "Silver", "Basic").await, 1);
+        assert_eq!(write(3, "Silver", "Basic").await, 0);
+        assert_eq!(write(4, "Bronze", "Gold").await, 2);
+
+        let history = store
+            .scorecard_level_history("production-readiness", web)
+            .await
+            .unwrap();
+        let seen: Vec<(&str, _, _)> = history
+            .iter()
+            .map(|c| (c.level.as_str(), c.at, c.until))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("Bronze", at(0), Some(at(2))),
+                ("Silver", at(2), Some(at(4))),
+                ("Bronze", at(4), None),
+            ]
+        );
+        let history = store
+            .scorecard_level_history("production-readiness", "Component:Default/API")
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 2, "references match case-insensitively");
+        assert_eq!(history[1].level, "Gold");
+
+        let mine = store.entity_scorecards(web).await.unwrap();
+        assert_eq!(mine[0].level.as_deref(), Some("Bronze"));
+        assert_eq!(mine[0].level_since, Some(at(4)));
+    }
+
+    pub async fn a_batch_is_all_or_nothing(store: Store) {
+        store
+            .put_scorecard("production-readiness", &definition("R"))
+            .await
+            .unwrap();
+        let err = store
+            .write_scorecard_results(
+                "production-readiness",
+                &[
+                    evaluation("component:default/web", "Bronze", &[("has-owner", Pass)]),
+                    evaluation("Component:default/WEB", "Basic", &[("has-owner", Fail)]),
+                ],
+                at(0),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::DuplicateEntity(e) if e == "component:default/web"),
+            "{err:?}"
+        );
+
+        // A rule listed twice breaks the results' key in the database; the
+        // rollback leaves nothing of the batch behind.
+        let err = store
+            .write_scorecard_results(
+                "production-readiness",
+                &[
+                    evaluation("component:default/a", "Bronze", &[("has-owner", Pass)]),
+                    evaluation(
+                        "component:default/b",
+                        "Bronze",
+                        &[("has-owner", Pass), ("has-owner", Fail)],
+                    ),
+                ],
+                at(0),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+        let summary = store
+            .scorecard_summary("production-readiness")
+            .await
+            .unwrap();
+        assert_eq!(summary.entities, 0);
+        assert!(summary.rules.is_empty());
+
+        // No such scorecard.
+        let err = store
+            .write_scorecard_results(
+                "nope",
+                &[evaluation(
+                    "component:default/a",
+                    "Bronze",
+                    &[("has-owner", Pass)],
+                )],
+                at(0),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+        let nothing = store
+            .write_scorecard_results("production-readiness", &[], at(0))
+            .await
+            .unwrap();
+        assert_eq!(nothing.entities, 0);
+    }
+
+    pub async fn results_replace_the_entitys_previous_ones(store: Store) {
+        store
+            .put_scorecard("production-readiness", &definition("R"))
+            .await
+            .unwrap();
+        let web = "component:default/web";
+        store
+            .write_scorecard_results(
+                "production-readiness",
+                &[evaluation(
+                    web,
+                    "Basic",
+                    &[("has-owner", Fail), ("old-rule", Pass)],
+                )],
+                at(0),
+            )
+            .await
+            .unwrap();
+        store
+            .write_scorecard_results(
+                "production-readiness",
+                &[evaluation(
+                    web,
+                    "Bronze",
+                    &[("has-owner", Pass), ("coverage", Error)],
+                )],
+                at(1),
+            )
+            .await
+            .unwrap();
+        let mine = store.entity_scorecards(web).await.unwrap();
+        assert_eq!(mine.len(), 1);
+        let results: Vec<(&str, ResultStatus)> = mine[0]
+            .results
+            .iter()
+            .map(|r| (r.rule_id.as_str(), r.status))
+            .collect();
+        assert_eq!(results, [("coverage", Error), ("has-owner", Pass)]);
+        let coverage = &mine[0].results[0];
+        assert_eq!(coverage.value, Some(json!(0.75)));
+        assert_eq!(coverage.message.as_deref(), Some("coverage is error"));
+        assert_eq!(coverage.evaluated_at, at(1));
+        assert_eq!(mine[0].results[1].message, None);
+    }
+
+    pub async fn exemptions_are_listed_replaced_and_deleted(store: Store) {
+        store
+            .put_scorecard("production-readiness", &definition("R"))
+            .await
+            .unwrap();
+        let expires = Utc.with_ymd_and_hms(2027, 1, 31, 0, 0, 0).unwrap();
+        let exemption = |entity: &str, rule: &str, reason: &str| NewScorecardExemption {
+            scorecard_id: "production-readiness".into(),
+            entity_ref: entity.into(),
+            rule_id: rule.into(),
+            reason: reason.into(),
+            expires_at: expires,
+            created_by: "alice".into(),
+        };
+        let stored = store
+            .put_scorecard_exemption(&exemption("Component:default/Web", "has-owner", "new team"))
+            .await
+            .unwrap();
+        assert_eq!(stored.entity_ref, "component:default/web");
+        store
+            .put_scorecard_exemption(&exemption("component:default/web", "has-docs", "wip"))
+            .await
+            .unwrap();
+        store
+            .put_scorecard_exemption(&exemption("component:default/api", "has-owner", "legacy"))
+            .await
+            .unwrap();
+        // Same entity and rule: replaced, not added.
+        store
+            .put_scorecard_exemption(&exemption("component:default/web", "has-owner", "reorg"))
+            .await
+            .unwrap();
+
+        let all = store
+            .scorecard_exemptions("production-readiness", None)
+            .await
+            .unwrap();
+        let seen: Vec<(&str, &str, &str)> = all
+            .iter()
+            .map(|e| (e.entity_ref.as_str(), e.rule_id.as_str(), e.reason.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("component:default/api", "has-owner", "legacy"),
+                ("component:default/web", "has-docs", "wip"),
+                ("component:default/web", "has-owner", "reorg"),
+            ]
+        );
+        assert_eq!(all[0].expires_at, expires);
+        assert_eq!(all[0].created_by, "alice");
+        let web = store
+            .scorecard_exemptions("production-readiness", Some("COMPONENT:default/web"))
+            .await
+            .unwrap();
+        assert_eq!(web.len(), 2);
+
+        assert!(store
+            .delete_scorecard_exemption("production-readiness", "component:default/web", "has-docs")
+            .await
+            .unwrap());
+        assert!(!store
+            .delete_scorecard_exemption("production-readiness", "component:default/web", "has-docs")
+            .await
+            .unwrap());
+        let web = store
+            .scorecard_exemptions("production-readiness", Some("component:default/web"))
+            .await
+            .unwrap();
+        assert_eq!(web.len(), 1);
+        assert_eq!(web[0].rule_id, "has-owner");
+
+        // An exemption needs its scorecard.
+        let mut orphan = exemption("component:default/web", "has-owner", "x");
+        orphan.scorecard_id = "nope".into();
+        assert!(matches!(
+            store.put_scorecard_exemption(&orphan).await,
+            Err(StoreError::Database(_))
+        ));
+    }
+
+    pub async fn results_read_per_scorecard_and_per_entity(store: Store) {
+        for id in ["api-quality", "production-readiness"] {
+            store.put_scorecard(id, &definition(id)).await.unwrap();
+        }
+        let batch: Vec<EntityEvaluation> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|name| {
+                evaluation(
+                    &format!("component:default/{name}"),
+                    if *name == "c" { "Basic" } else { "Bronze" },
+                    &[
+                        ("has-owner", if *name == "c" { Fail } else { Pass }),
+                        ("has-docs", Exempt),
+                    ],
+                )
+            })
+            .collect();
+        store
+            .write_scorecard_results("production-readiness", &batch, at(0))
+            .await
+            .unwrap();
+        store
+            .write_scorecard_results(
+                "api-quality",
+                &[evaluation("component:default/c", "Gold", &[("lint", Pass)])],
+                at(0),
+            )
+            .await
+            .unwrap();
+
+        let summary = store
+            .scorecard_summary("production-readiness")
+            .await
+            .unwrap();
+        assert_eq!(summary.entities, 5);
+        assert_eq!(
+            summary.levels.into_iter().collect::<Vec<_>>(),
+            [("Basic".to_owned(), 1), ("Bronze".to_owned(), 4)]
+        );
+        assert_eq!(summary.rules["has-owner"].pass, 4);
+        assert_eq!(summary.rules["has-owner"].fail, 1);
+        assert_eq!(summary.rules["has-docs"].exempt, 5);
+        assert_eq!(summary.rules.len(), 2, "other scorecards' rules stay out");
+
+        // Pages by entity reference.
+        let first = store
+            .scorecard_entities("production-readiness", None, 2)
+            .await
+            .unwrap();
+        let refs: Vec<&str> = first.iter().map(|e| e.entity_ref.as_str()).collect();
+        assert_eq!(refs, ["component:default/a", "component:default/b"]);
+        assert_eq!(first[0].results.len(), 2);
+        let rest = store
+            .scorecard_entities("production-readiness", Some("component:default/b"), 10)
+            .await
+            .unwrap();
+        let refs: Vec<&str> = rest.iter().map(|e| e.entity_ref.as_str()).collect();
+        assert_eq!(
+            refs,
+            [
+                "component:default/c",
+                "component:default/d",
+                "component:default/e"
+            ]
+        );
+        assert_eq!(rest[0].level.as_deref(), Some("Basic"));
+        assert_eq!(rest[0].results[1].status, Fail);
+        assert!(store
+            .scorecard_entities("production-readiness", Some("component:default/e"), 10)
+            .await
+            .unwrap()
+            .is_empty());
+
+        // One entity across scorecards.
+        let c = store
+            .entity_scorecards("Component:Default/C")
+            .await
+            .unwrap();
+        let seen: Vec<(&str, Option<&str>, usize)> = c
+            .iter()
+            .map(|e| (e.scorecard_id.as_str(), e.level.as_deref(), e.results.len()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("api-quality", Some("Gold"), 1),
+                ("production-readiness", Some("Basic"), 2)
+            ]
+        );
+        assert!(store
+            .entity_scorecards("component:default/zzz")
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    pub async fn forgotten_entities_lose_results_and_history(store: Store) {
+        store
+            .put_scorecard("production-readiness", &definition("R"))
+            .await
+            .unwrap();
+        store
+            .write_scorecard_results(
+                "production-readiness",
+                &[
+                    evaluation("component:default/a", "Bronze", &[("has-owner", Pass)]),
+                    evaluation("component:default/b", "Basic", &[("has-owner", Fail)]),
+                ],
+                at(0),
+            )
+            .await
+            .unwrap();
+        store
+            .forget_scorecard_entities("production-readiness", &["Component:default/A"])
+            .await
+            .unwrap();
+        assert!(store
+            .entity_scorecards("component:default/a")
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .scorecard_level_history("production-readiness", "component:default/a")
+            .await
+            .unwrap()
+            .is_empty());
+        let summary = store
+            .scorecard_summary("production-readiness")
+            .await
+            .unwrap();
+        assert_eq!(summary.entities, 1);
+        assert_eq!(summary.levels["Basic"], 1);
+    }
+}
