@@ -18,12 +18,14 @@ use serde_json::{Map, Value};
 /// The levels of a definition that names none: the first is the floor.
 pub const DEFAULT_LEVELS: [&str; 4] = ["Basic", "Bronze", "Silver", "Gold"];
 
-/// Longest level name, title or description, in bytes; the rest of the
-/// portal shows these in tables and badges.
+/// Longest level name, in bytes: levels are shown in tables and badges.
 pub const MAX_LEVEL_LEN: usize = 63;
 
-/// Longest title, in bytes.
+/// Longest title of a scorecard or rule, in bytes.
 pub const MAX_TITLE_LEN: usize = 200;
+
+/// Longest description of a scorecard or rule, in bytes.
+pub const MAX_DESCRIPTION_LEN: usize = 4_000;
 
 /// Most levels in one scorecard.
 pub const MAX_LEVELS: usize = 20;
@@ -192,6 +194,18 @@ impl Problems {
         }
     }
 
+    fn description(&mut self, pointer: String, value: Option<&str>) {
+        if let Some(value) = value.filter(|v| v.len() > MAX_DESCRIPTION_LEN) {
+            self.report(
+                pointer,
+                format!(
+                    "is {} bytes long; at most {MAX_DESCRIPTION_LEN} are allowed",
+                    value.len()
+                ),
+            );
+        }
+    }
+
     fn finish(self) -> Result<(), InvalidDefinition> {
         if self.0.is_empty() {
             Ok(())
@@ -247,6 +261,7 @@ impl ScorecardDefinition {
             problems.report("/id", p);
         }
         problems.text("/title".into(), &self.title, MAX_TITLE_LEN);
+        problems.description("/description".into(), self.description.as_deref());
         self.validate_filter(&mut problems);
 
         if self.levels.is_empty() {
@@ -295,6 +310,7 @@ impl ScorecardDefinition {
                 Ok(()) => {}
             }
             problems.text(at("title"), &rule.title, MAX_TITLE_LEN);
+            problems.description(at("description"), rule.description.as_deref());
             match self.levels.iter().position(|l| *l == rule.level) {
                 Some(0) => problems.report(
                     at("level"),
@@ -461,8 +477,8 @@ mod tests {
         doc["rules"] = json!([
             {"id": "ok", "title": "t", "level": "Bronze", "check": "p/c"},
             {"id": "ok", "title": "t", "level": "Basic", "check": "p"},
-            {"id": "Bad_Id", "title": "", "level": "Platinum", "check": "P/c",
-             "parameters": [1]}
+            {"id": "Bad_Id", "title": "", "description": "x".repeat(MAX_DESCRIPTION_LEN + 1),
+             "level": "Platinum", "check": "P/c", "parameters": [1]}
         ]);
         let problems = pointers(ScorecardDefinition::from_value(doc).unwrap_err());
         let at: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
@@ -481,6 +497,7 @@ mod tests {
                 "/rules/1/check",
                 "/rules/2/id",
                 "/rules/2/title",
+                "/rules/2/description",
                 "/rules/2/level",
                 "/rules/2/check",
                 "/rules/2/parameters",
