@@ -26,7 +26,7 @@ use sqlx::QueryBuilder;
 use crate::store::Pool;
 use crate::{Store, StoreError};
 
-/// Entity rows per multi-row INSERT on SQLite: 13 binds each, far below
+/// Entity rows per multi-row INSERT on SQLite: 15 binds each, far below
 /// its 32,766 bind limit, and large enough that a 10,000-entity batch takes
 /// ten statements. (PostgreSQL binds one array per column instead.)
 const ENTITY_ROWS_PER_INSERT: usize = 1_000;
@@ -148,6 +148,11 @@ struct Prepared {
     name: String,
     lifecycle: Option<String>,
     spec_type: Option<String>,
+    /// The name lower-cased, for sorting by name.
+    name_key: String,
+    /// The key of the `ownedBy` target (spec.owner resolved), for the
+    /// owner filter and facet (see [`crate::query`]).
+    owner_key: Option<String>,
     body: Value,
     etag: String,
     tags: Vec<String>,
@@ -180,7 +185,12 @@ impl Prepared {
             .collect();
         tags.sort();
         tags.dedup();
-        let relations = derive_relations(entity)
+        let derived = derive_relations(entity);
+        let owner_key = derived
+            .iter()
+            .find(|r| r.kind == portolan_catalog::relations::names::OWNED_BY && r.source == me)
+            .map(|r| r.target.key());
+        let relations = derived
             .into_iter()
             .map(|r| RelationRow {
                 source_key: r.source.key(),
@@ -196,6 +206,8 @@ impl Prepared {
             name: entity.metadata.name.clone(),
             lifecycle: entity.spec_str("lifecycle").map(str::to_lowercase),
             spec_type: entity.spec_str("type").map(str::to_lowercase),
+            name_key: entity.metadata.name.to_lowercase(),
+            owner_key,
             body,
             etag: pending.etag.clone(),
             tags,
@@ -521,6 +533,7 @@ const UPSERT_ENTITY: &str = " ON CONFLICT (entity_ref) DO UPDATE SET kind = excl
      namespace = excluded.namespace, name = excluded.name, \
      kind_key = excluded.kind_key, namespace_key = excluded.namespace_key, \
      lifecycle = excluded.lifecycle, spec_type = excluded.spec_type, \
+     name_key = excluded.name_key, owner_key = excluded.owner_key, \
      body = excluded.body, etag = excluded.etag, origin = excluded.origin, \
      updated_at = excluded.updated_at \
      WHERE entities.origin = excluded.origin";
@@ -542,8 +555,8 @@ mod sqlite_bulk {
         for chunk in rows.chunks(ENTITY_ROWS_PER_INSERT) {
             let mut qb = QueryBuilder::<Db>::new(
                 "INSERT INTO entities (entity_ref, kind, namespace, name, kind_key, \
-                 namespace_key, lifecycle, spec_type, body, etag, origin, created_at, \
-                 updated_at) ",
+                 namespace_key, lifecycle, spec_type, name_key, owner_key, body, etag, origin, \
+                 created_at, updated_at) ",
             );
             qb.push_values(chunk, |mut b, p| {
                 b.push_bind(p.key.as_str())
@@ -554,6 +567,8 @@ mod sqlite_bulk {
                     .push_bind(p.namespace.to_lowercase())
                     .push_bind(p.lifecycle.as_deref())
                     .push_bind(p.spec_type.as_deref())
+                    .push_bind(p.name_key.as_str())
+                    .push_bind(p.owner_key.as_deref())
                     .push_bind(Json(&p.body))
                     .push_bind(p.etag.as_str())
                     .push_bind(origin)
@@ -626,14 +641,18 @@ mod postgres_bulk {
             let lifecycles: Vec<Option<&str>> =
                 chunk.iter().map(|p| p.lifecycle.as_deref()).collect();
             let types: Vec<Option<&str>> = chunk.iter().map(|p| p.spec_type.as_deref()).collect();
+            let owners: Vec<Option<&str>> = chunk.iter().map(|p| p.owner_key.as_deref()).collect();
             let bodies: Vec<String> = chunk.iter().map(|p| p.body.to_string()).collect();
             let sql = format!(
                 "INSERT INTO entities (entity_ref, kind, namespace, name, kind_key, \
-                 namespace_key, lifecycle, spec_type, body, etag, origin, created_at, updated_at) \
-                 SELECT u.r, u.k, u.ns, u.n, u.kk, u.nk, u.l, u.t, u.b::jsonb, u.e, $11, $12, $12 \
+                 namespace_key, lifecycle, spec_type, body, etag, origin, created_at, updated_at, \
+                 name_key, owner_key) \
+                 SELECT u.r, u.k, u.ns, u.n, u.kk, u.nk, u.l, u.t, u.b::jsonb, u.e, $11, $12, $12, \
+                 u.nm, u.o \
                  FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) \
-                 AS u(r, k, ns, n, kk, nk, l, t, b, e){UPSERT_ENTITY}"
+                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $13::text[], \
+                 $14::text[]) \
+                 AS u(r, k, ns, n, kk, nk, l, t, b, e, nm, o){UPSERT_ENTITY}"
             );
             written += sqlx::query(&sql)
                 .bind(col(|p| &p.key))
@@ -648,6 +667,8 @@ mod postgres_bulk {
                 .bind(col(|p| &p.etag))
                 .bind(origin)
                 .bind(at)
+                .bind(col(|p| &p.name_key))
+                .bind(owners)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();

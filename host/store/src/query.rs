@@ -226,6 +226,11 @@ enum Target {
 /// Which storage answers a path: the promoted columns and tables for the
 /// fields the catalog filters, sorts and counts most, the JSON body for
 /// any other.
+///
+/// The owner is promoted as `relations.ownedBy` (the resolved reference,
+/// `group:default/team-a`, in `owner_key`), which is what the `owner`
+/// filter means; `spec.owner` is the field as written (`team-a`) and is
+/// read from the body.
 fn target(path: &FieldPath) -> Target {
     let column = |column, nullable| Target::Column { column, nullable };
     match path.as_str() {
@@ -234,14 +239,28 @@ fn target(path: &FieldPath) -> Target {
         "metadata.name" => column("e.name_key", false),
         "spec.lifecycle" => column("e.lifecycle", true),
         "spec.type" => column("e.spec_type", true),
-        "spec.owner" => column("e.owner_key", true),
         "metadata.tags" => Target::Tags,
         _ if path.segments[0] == "relations" && path.segments.len() == 2 => {
-            Target::Relations(path.segments[1].to_lowercase())
+            let kind = path.segments[1].to_lowercase();
+            if kind == "ownedby" {
+                column("e.owner_key", true)
+            } else {
+                Target::Relations(kind)
+            }
         }
         _ => Target::Json(path.segments.clone()),
     }
 }
+
+/// The columns of the `entities_facts` index (SQLite), which covers a
+/// count or facet over any of them.
+const FACT_COLUMNS: [&str; 5] = [
+    "e.kind_key",
+    "e.lifecycle",
+    "e.spec_type",
+    "e.owner_key",
+    "e.namespace_key",
+];
 
 /// One condition on a field: its value is one of `values`
 /// (case-insensitive), or, with no values, the field is present and not
@@ -775,7 +794,7 @@ impl Conditions {
             (column("e.spec_type"), lower(&q.types)),
             (Target::Tags, lower(&q.tags)),
             (
-                Target::Relations("ownedby".into()),
+                column("e.owner_key"),
                 q.owners.iter().map(EntityRef::key).collect(),
             ),
         ] {
@@ -795,6 +814,21 @@ impl Conditions {
 
     fn is_empty(&self) -> bool {
         self.fields.is_empty() && self.terms.is_empty()
+    }
+
+    /// The columns the conditions read, if every one is in
+    /// `entities_facts` and there is no search.
+    fn fact_columns(&self) -> Option<HashSet<&'static str>> {
+        if !self.terms.is_empty() {
+            return None;
+        }
+        self.fields
+            .iter()
+            .map(|(target, _)| match target {
+                Target::Column { column, .. } if FACT_COLUMNS.contains(column) => Some(*column),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -862,8 +896,11 @@ fn element_text(dialect: Dialect) -> &'static str {
     }
 }
 
-/// ` AND <condition>` for one field.
-fn push_condition(sql: &mut Sql, target: &Target, values: &[String]) {
+/// ` AND <condition>` for one field. With `unindexed` (SQLite only), the
+/// column is written `+column`, SQLite's way of keeping the planner from
+/// answering this condition with an index (see [`Walk`]).
+fn push_condition(sql: &mut Sql, target: &Target, values: &[String], unindexed: bool) {
+    let plus = if unindexed { "+" } else { "" };
     match (target, values.is_empty()) {
         (
             Target::Column {
@@ -872,21 +909,26 @@ fn push_condition(sql: &mut Sql, target: &Target, values: &[String]) {
             true,
         ) => {}
         (Target::Column { column, .. }, true) => {
-            sql.push(" AND ").push(column).push(" IS NOT NULL");
+            sql.push(" AND ")
+                .push(plus)
+                .push(column)
+                .push(" IS NOT NULL");
         }
         (Target::Column { column, .. }, false) => {
-            sql.push(" AND ").push(column).in_list(values);
+            sql.push(" AND ").push(plus).push(column).in_list(values);
         }
         (Target::Tags, exists) => {
-            sql.push(" AND e.entity_ref IN (SELECT t.entity_ref FROM entity_tags t");
+            sql.push(" AND ").push(plus);
+            sql.push("e.entity_ref IN (SELECT t.entity_ref FROM entity_tags t");
             if !exists {
                 sql.push(" WHERE t.tag").in_list(values);
             }
             sql.push(")");
         }
         (Target::Relations(kind), exists) => {
+            sql.push(" AND ").push(plus);
             sql.push(
-                " AND e.entity_ref IN (SELECT r.source_key FROM entity_relations r \
+                "e.entity_ref IN (SELECT r.source_key FROM entity_relations r \
                  WHERE lower(r.type) = ",
             );
             sql.text_arg(kind.as_str());
@@ -919,20 +961,40 @@ fn push_condition(sql: &mut Sql, target: &Target, values: &[String]) {
     }
 }
 
+/// How a SQLite page query should find its rows, decided from how many
+/// match (see [`Store::list_entities`]). PostgreSQL keeps statistics and
+/// plans well on its own; SQLite has none unless someone runs ANALYZE,
+/// and then guesses that any filter is selective: it fetches every match
+/// through the filter's index and sorts them all, even when half the
+/// catalog matches and walking the order's index would find a page after
+/// a few rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// Let the planner choose: few matches, nothing to walk, or a
+    /// condition whose index already yields the order (see [`walk`]).
+    Planner,
+    /// Walk the order's index and test each row: no condition may use an
+    /// index.
+    Order,
+}
+
 /// ` WHERE ...` for the conditions; with `search_inline`, the search is a
 /// condition too (otherwise the caller joins the full-text matches).
-fn push_where(sql: &mut Sql, c: &Conditions, search_inline: bool) {
+fn push_where(sql: &mut Sql, c: &Conditions, search_inline: bool, walk: Walk) {
     sql.push(" WHERE 1 = 1");
     for (target, values) in &c.fields {
-        push_condition(sql, target, values);
+        push_condition(sql, target, values, walk == Walk::Order);
     }
     if search_inline && !c.terms.is_empty() {
         let query = fts_query(sql.dialect, &c.terms);
         match sql.dialect {
             Dialect::Sqlite => {
-                sql.push(
-                    " AND e.rowid IN (SELECT rowid FROM entities_fts WHERE entities_fts MATCH ",
-                );
+                sql.push(if walk == Walk::Planner {
+                    " AND "
+                } else {
+                    " AND +"
+                });
+                sql.push("e.rowid IN (SELECT rowid FROM entities_fts WHERE entities_fts MATCH ");
                 sql.text_arg(query);
                 sql.push(")");
             }
@@ -1081,7 +1143,8 @@ impl Store {
 
         let mut count = Sql::new(dialect);
         count.push("SELECT COUNT(*) AS n FROM entities e");
-        push_where(&mut count, &conditions, true);
+        count.push(facts_index(dialect, &conditions, None));
+        push_where(&mut count, &conditions, true, Walk::Planner);
         let total = pool.fetch(&count).await?[0].int("n")?;
 
         let order = query.order();
@@ -1093,9 +1156,13 @@ impl Store {
         };
         let descending = keys.first().is_some_and(OrderExpr::descending);
         let by_score = order == Order::Relevance;
+        let walk = walk(pool, &order, &conditions, total, limit).await?;
 
+        // First the page's keys and sort values, then the bodies of those
+        // alone: a sort that cannot walk an index then orders narrow rows,
+        // not every match's JSON.
         let mut sql = Sql::new(dialect);
-        sql.push("SELECT e.entity_ref, e.body, e.etag, e.origin, e.created_at, e.updated_at");
+        sql.push("SELECT e.entity_ref");
         for (i, key) in keys.iter().enumerate() {
             sql.push(", ");
             key.push(&mut sql);
@@ -1114,6 +1181,7 @@ impl Store {
             &mut sql,
             &conditions,
             !(by_score && dialect == Dialect::Sqlite),
+            walk,
         );
         match (&query.cursor, &query.after) {
             (Some(cursor), _) => push_keyset(&mut sql, &keys, cursor),
@@ -1133,10 +1201,10 @@ impl Store {
 
         let rows = pool.fetch(&sql).await?;
         let more = rows.len() > limit as usize;
-        let mut entity_rows = Vec::with_capacity(rows.len().min(limit as usize));
+        let mut page_keys = Vec::with_capacity(rows.len().min(limit as usize));
         let mut next_cursor = None;
         for (i, row) in rows.iter().take(limit as usize).enumerate() {
-            let entity = row.entity()?;
+            let key = row.text("entity_ref")?;
             if more && i + 1 == limit as usize {
                 let values = (0..keys.len())
                     .map(|k| {
@@ -1151,19 +1219,23 @@ impl Store {
                 next_cursor = Some(Cursor {
                     order: query.order_name(),
                     values,
-                    key: entity.entity_ref.clone(),
+                    key: key.clone(),
                 });
             }
-            entity_rows.push(entity);
+            page_keys.push(key);
         }
+
+        let keys: Vec<&str> = page_keys.iter().map(String::as_str).collect();
+        let mut bodies = entity_rows(pool, &keys).await?;
         let mut relations = if query.skip_relations {
             HashMap::new()
         } else {
-            let keys: Vec<&str> = entity_rows.iter().map(|r| r.entity_ref.as_str()).collect();
             relations_of(pool, &keys).await?
         };
-        let items = entity_rows
-            .into_iter()
+        // An entity deleted between the two reads is left out of the page.
+        let items = page_keys
+            .iter()
+            .filter_map(|key| bodies.remove(key))
             .map(|row| {
                 let rels = relations.remove(&row.entity_ref).unwrap_or_default();
                 row.into_stored(rels)
@@ -1201,7 +1273,7 @@ impl Store {
                 if !conditions.is_empty() {
                     sql.push(" AND ").push(key);
                     sql.push(" IN (SELECT e.entity_ref FROM entities e");
-                    push_where(sql, &conditions, true);
+                    push_where(sql, &conditions, true, Walk::Planner);
                     sql.push(")");
                 }
             };
@@ -1209,7 +1281,8 @@ impl Store {
                 Target::Column { column, .. } => {
                     sql.push("SELECT ").push(column).collate();
                     sql.push(" AS v, COUNT(*) AS n FROM entities e");
-                    push_where(&mut sql, &conditions, true);
+                    sql.push(facts_index(dialect, &conditions, Some(column)));
+                    push_where(&mut sql, &conditions, true, Walk::Planner);
                     sql.push(" AND ").push(column).push(" IS NOT NULL");
                 }
                 Target::Tags => {
@@ -1236,7 +1309,7 @@ impl Store {
                     sql.push("SELECT ").push(element_text(dialect)).collate();
                     sql.push(" AS v, COUNT(DISTINCT e.entity_ref) AS n FROM entities e, ");
                     push_elements_from(&mut sql, &segments);
-                    push_where(&mut sql, &conditions, true);
+                    push_where(&mut sql, &conditions, true, Walk::Planner);
                     sql.push(" AND ");
                     push_scalar_elements(&mut sql);
                 }
@@ -1384,6 +1457,102 @@ impl Store {
     }
 }
 
+/// ` INDEXED BY entities_facts` (SQLite) when a count over the
+/// conditions, and over `facet` if given, reads two or more of the
+/// promoted columns and nothing else: that index covers them all, so the
+/// count is one scan of narrow entries, where SQLite would otherwise pick
+/// one column's index and read each matching row. One column alone has
+/// its own covering index.
+fn facts_index(dialect: Dialect, c: &Conditions, facet: Option<&'static str>) -> &'static str {
+    if dialect != Dialect::Sqlite {
+        return "";
+    }
+    let Some(mut columns) = c.fact_columns() else {
+        return "";
+    };
+    if let Some(facet) = facet {
+        if !FACT_COLUMNS.contains(&facet) {
+            return "";
+        }
+        columns.insert(facet);
+    }
+    if columns.len() >= 2 {
+        " INDEXED BY entities_facts"
+    } else {
+        ""
+    }
+}
+
+/// Whether a SQLite page should walk its order's index (see [`Walk`]).
+/// Walking costs about `limit × entities / matches` rows (assuming the
+/// matches spread evenly over the order); fetching the matches through
+/// their filters and sorting them costs `matches` rows. The entity count
+/// is estimated by the largest rowid, which costs one index probe.
+///
+/// Only the orders with an index walk: by key, and by name. Neither walks
+/// when one condition's index already yields the order: each promoted
+/// column's index `(column, entity_ref)` does for the key order under one
+/// value, and `entities_kind_name` for the name order within one kind.
+async fn walk(
+    pool: &Pool,
+    order: &Order,
+    c: &Conditions,
+    total: i64,
+    limit: u32,
+) -> Result<Walk, StoreError> {
+    let single = |column: &str| {
+        c.fields.iter().any(|(target, values)| {
+            values.len() == 1
+                && matches!(target, Target::Column { column: col, .. } if *col == column)
+        })
+    };
+    let ordered_by_a_condition = match order {
+        Order::Key => FACT_COLUMNS.iter().any(|column| single(column)),
+        Order::Fields(keys) => match target(&keys[0].path) {
+            Target::Column {
+                column: "e.name_key",
+                ..
+            } => single("e.kind_key"),
+            _ => return Ok(Walk::Planner),
+        },
+        Order::Relevance => return Ok(Walk::Planner),
+    };
+    if pool.dialect() != Dialect::Sqlite || c.is_empty() || total == 0 || ordered_by_a_condition {
+        return Ok(Walk::Planner);
+    }
+    let mut sql = Sql::new(Dialect::Sqlite);
+    sql.push("SELECT IFNULL(MAX(rowid), 0) AS n FROM entities");
+    let entities = pool.fetch(&sql).await?[0].int("n")?;
+    let (total, rows, limit) = (total as f64, entities as f64, f64::from(limit) + 1.0);
+    Ok(if total * total > limit * rows {
+        Walk::Order
+    } else {
+        Walk::Planner
+    })
+}
+
+/// The stored rows of `keys` (those that exist), by key.
+async fn entity_rows(pool: &Pool, keys: &[&str]) -> Result<HashMap<String, EntityRow>, StoreError> {
+    let mut out = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+        if chunk.is_empty() {
+            continue;
+        }
+        let chunk: Vec<String> = chunk.iter().map(|k| (*k).to_owned()).collect();
+        let mut sql = Sql::new(pool.dialect());
+        sql.push(
+            "SELECT entity_ref, body, etag, origin, created_at, updated_at \
+             FROM entities WHERE entity_ref",
+        );
+        sql.in_list(&chunk);
+        for row in pool.fetch(&sql).await? {
+            let row = row.entity()?;
+            out.insert(row.entity_ref.clone(), row);
+        }
+    }
+    Ok(out)
+}
+
 /// Relations carried by each of `keys`, grouped by key.
 async fn relations_of(
     pool: &Pool,
@@ -1486,14 +1655,18 @@ mod tests {
             }
         ));
         assert!(matches!(
-            t("spec.owner"),
+            t("relations.ownedBy"),
             Target::Column {
                 column: "e.owner_key",
                 ..
             }
         ));
+        assert_eq!(
+            t("spec.owner"),
+            Target::Json(vec!["spec".into(), "owner".into()])
+        );
         assert_eq!(t("metadata.tags"), Target::Tags);
-        assert_eq!(t("relations.ownedBy"), Target::Relations("ownedby".into()));
+        assert_eq!(t("relations.partOf"), Target::Relations("partof".into()));
         assert_eq!(
             t("spec.system"),
             Target::Json(vec!["spec".into(), "system".into()])
@@ -1504,7 +1677,9 @@ mod tests {
     fn sorting_by_several_valued_fields_is_refused() {
         let p = |s| FieldPath::parse(s).unwrap();
         assert!(SortKey::new(p("metadata.tags"), false).is_err());
-        assert!(SortKey::new(p("relations.ownedBy"), false).is_err());
+        assert!(SortKey::new(p("relations.partOf"), false).is_err());
+        // An entity has one owner.
+        assert!(SortKey::new(p("relations.ownedBy"), false).is_ok());
         assert!(SortKey::new(p("relations"), false).is_err());
         assert!(SortKey::new(p("spec.system"), true).is_ok());
         assert!(FieldFilter::new(p("relations"), vec![]).is_err());

@@ -523,6 +523,45 @@ mod suite {
                 "web"
             ])
         );
+        // Filters and search with the orders that can walk an index
+        // (by name, by key), in small pages and one big one.
+        let filters: Vec<fn(&mut EntityQuery)> = vec![
+            |q| q.kinds = strings(&["component"]),
+            |q| q.kinds = strings(&["component", "api"]),
+            |q| {
+                q.kinds = strings(&["Component"]);
+                q.lifecycles = strings(&["production", "deprecated"]);
+            },
+            |q| q.owners = vec![EntityRef::new("group", "default", "team-a")],
+            |q| q.tags = strings(&["java", "go", "docs"]),
+            |q| q.search = Some("filler".into()),
+            |q| q.filters = vec![filter("spec.type", &["library"])],
+        ];
+        for set in filters {
+            for order in [
+                vec![],
+                vec![sort("metadata.name")],
+                vec![sort("-metadata.name")],
+            ] {
+                let q = query(|q| {
+                    set(q);
+                    q.sort = order.clone();
+                });
+                let one_page: Vec<String> = store
+                    .list_entities(&q)
+                    .await
+                    .unwrap()
+                    .items
+                    .iter()
+                    .map(|s| s.entity.entity_ref().key())
+                    .collect();
+                assert!(!one_page.is_empty());
+                for limit in [1, 2] {
+                    assert_eq!(walk(&store, q.clone(), limit).await, one_page, "{q:?}");
+                }
+            }
+        }
+
         // Filters and sort together, across pages.
         let filtered = query(|q| {
             q.sort = vec![sort("-metadata.name")];
@@ -922,6 +961,13 @@ mod suite {
              VALUES ('component:default/legacy-app', 'Component', 'default', 'Legacy-App', \
              'component', 'default', 'production', 'service', $1, 'e1', 'api', \
              '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')";
+        // Its relations, both directions, as the writer of the time stored them.
+        let relations = "INSERT INTO entity_relations \
+             (origin_ref, source_key, type, target_key, target_ref) VALUES \
+             ('component:default/legacy-app', 'component:default/legacy-app', 'ownedBy', \
+              'group:default/team-z', 'group:default/Team-Z'), \
+             ('component:default/legacy-app', 'group:default/team-z', 'ownerOf', \
+              'component:default/legacy-app', 'component:default/Legacy-App')";
         match backend {
             portolan_store::Backend::Sqlite => {
                 let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url))
@@ -933,6 +979,7 @@ mod suite {
                     .execute(&pool)
                     .await
                     .unwrap();
+                sqlx::query(relations).execute(&pool).await.unwrap();
                 pool.close().await;
             }
             portolan_store::Backend::Postgres => {
@@ -943,6 +990,7 @@ mod suite {
                     .execute(&pool)
                     .await
                     .unwrap();
+                sqlx::query(relations).execute(&pool).await.unwrap();
                 pool.close().await;
             }
         }
@@ -969,11 +1017,26 @@ mod suite {
             .await,
             strings(&["Legacy-App"])
         );
+        assert_eq!(
+            names(
+                &store,
+                q(|q| q.owners = vec![EntityRef::new("group", "default", "team-z")])
+            )
+            .await,
+            strings(&["Legacy-App"])
+        );
         let facets = store
-            .entity_facets(&EntityQuery::default(), &[path("spec.owner")])
+            .entity_facets(
+                &EntityQuery::default(),
+                &[path("spec.owner"), path("relations.ownedBy")],
+            )
             .await
             .unwrap();
         assert_eq!(facets["spec.owner"], counts(&[("team-z", 1)]));
+        assert_eq!(
+            facets["relations.ownedBy"],
+            counts(&[("group:default/team-z", 1)])
+        );
         // And it keeps working for what is written next.
         store.put_entities(&catalog(), &Origin::Api).await.unwrap();
         assert_eq!(

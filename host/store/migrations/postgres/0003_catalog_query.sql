@@ -1,11 +1,15 @@
 -- The catalog's read side: sort keys, an owner column for facets and
 -- filters, and full-text search.
 --
--- All three columns are generated from what each row already holds, so
--- every writer keeps them right without knowing about them, and adding
--- them here (one table rewrite) fills them in for existing rows.
+-- name_key is the name lower-cased, for sorting by name. owner_key is the
+-- key of the entity's ownedBy target (its spec.owner resolved the way the
+-- relation is), so that the owner filter and facet read a column instead
+-- of joining relations. The writer fills both; the UPDATE below fills
+-- them in for the rows written before.
 --
--- search is the full-text document: name and title weigh most (A), then
+-- search is the full-text document, generated from each row, so every
+-- writer keeps it right without knowing about it and adding it fills it
+-- in for existing rows: name and title weigh most (A), then
 -- tags (B), the description (C), and kind, namespace and the common spec
 -- fields (D). Punctuation becomes a space before parsing, so that a name
 -- such as payments-service or an e-mail address splits into the same
@@ -13,14 +17,8 @@
 -- find the same entities. Each part is capped so that no entity can
 -- exceed tsvector's 1 MB limit and fail its write.
 ALTER TABLE entities
-    ADD COLUMN name_key TEXT COLLATE "C"
-        GENERATED ALWAYS AS (lower(name)) STORED,
-    ADD COLUMN owner_key TEXT COLLATE "C"
-        GENERATED ALWAYS AS (
-            CASE jsonb_typeof(body #> '{spec,owner}')
-                WHEN 'string' THEN lower(body #>> '{spec,owner}')
-            END
-        ) STORED,
+    ADD COLUMN name_key TEXT COLLATE "C" NOT NULL DEFAULT '',
+    ADD COLUMN owner_key TEXT COLLATE "C",
     ADD COLUMN search tsvector
         GENERATED ALWAYS AS (
             setweight(to_tsvector('simple'::regconfig, regexp_replace(
@@ -44,6 +42,16 @@ ALTER TABLE entities
                 '[[:punct:][:space:]]+', ' ', 'g')), 'D')
         ) STORED;
 
+UPDATE entities SET
+    name_key = lower(name),
+    owner_key = (
+        SELECT min(r.target_key) FROM entity_relations r
+        WHERE r.origin_ref = entities.entity_ref
+          AND r.source_key = entities.entity_ref
+          AND r.type = 'ownedBy'
+    );
+
 CREATE INDEX entities_name ON entities (name_key, entity_ref);
+CREATE INDEX entities_kind_name ON entities (kind_key, name_key, entity_ref);
 CREATE INDEX entities_owner ON entities (owner_key, entity_ref);
 CREATE INDEX entities_search ON entities USING GIN (search);
