@@ -8,26 +8,34 @@
 //! - `POST /entities/batch` (member): many entities (JSON array,
 //!   `{"items": [...]}` or multi-document YAML) validated together and
 //!   written in one transaction, or none of them.
-//! - `GET /entities` (viewer): filters, `limit` and an opaque cursor.
+//! - `GET /entities` (viewer): filters on any field (`filter`, `label`,
+//!   `annotation` and the typed ones), full-text search (`q`), `sort` on
+//!   any field, field selection (`fields`), `limit` and an opaque cursor.
+//! - `GET /entities/facets` (viewer): counts per value of each `field`
+//!   under the same filters.
+//! - `GET /entities/{kind}/{namespace}/{name}/relations` (viewer): the
+//!   relation graph around one entity, to a `depth`.
 //!
 //! Bodies are read here rather than through [`crate::error::ApiJson`]: they
 //! may be YAML, and the batch route takes far more than the usual limit.
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use portolan_catalog::{parse_documents, Document, Entity, EntityRef, Format, RefDefaults};
-use portolan_store::{EntityQuery, IfMatch, Origin, Role, StoreError, StoredEntity, WriteOutcome};
-use serde::Deserialize;
+use portolan_store::{
+    Cursor, Direction, EntityQuery, FieldFilter, FieldPath, GraphQuery, IfMatch, Origin, Role,
+    SortKey, StoreError, StoredEntity, WriteOutcome,
+};
 use serde_json::{json, Value};
 
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiQuery, EntityProblems, FieldError, MAX_JSON_BODY};
+use crate::error::{ApiError, EntityProblems, FieldError, MAX_JSON_BODY};
 
 /// Largest body `POST /entities/batch` reads, in bytes. 10,000 typical
 /// descriptors take 10–30 MB; the cap bounds what one request can make the
@@ -52,10 +60,15 @@ pub const MAX_REPORTED_ENTITIES: usize = 1_000;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/entities", get(list))
+        .route("/entities/facets", get(facets))
         .route("/entities/batch", post(batch))
         .route(
             "/entities/{kind}/{namespace}/{name}",
             get(get_one).put(put_one).delete(delete_one),
+        )
+        .route(
+            "/entities/{kind}/{namespace}/{name}/relations",
+            get(relations),
         )
 }
 
@@ -429,99 +442,480 @@ fn validate_batch(docs: Vec<Document>) -> (Vec<Entity>, Vec<EntityProblems>) {
     (entities, bad)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListParams {
-    kind: Option<String>,
-    namespace: Option<String>,
-    owner: Option<String>,
-    lifecycle: Option<String>,
-    #[serde(rename = "type")]
-    spec_type: Option<String>,
-    tag: Option<String>,
-    limit: Option<u32>,
-    cursor: Option<String>,
+// ---------------------------------------------------------------------------
+// The query side: GET /entities, /entities/facets and .../relations.
+//
+// Query strings are read here rather than through ApiQuery: several
+// parameters repeat (`filter`, `label`, `sort`, ...), which serde's
+// urlencoded format cannot collect, and every problem is a 400 naming the
+// parameter.
+
+/// The filter parameters `GET /entities` and `GET /entities/facets` share.
+const FILTER_PARAMS: &[&str] = &[
+    "kind",
+    "namespace",
+    "owner",
+    "lifecycle",
+    "type",
+    "tag",
+    "label",
+    "annotation",
+    "filter",
+    "q",
+];
+
+/// The page parameters of `GET /entities`.
+const PAGE_PARAMS: &[&str] = &["limit", "cursor", "sort", "fields"];
+
+/// Longest `q`, in characters.
+pub const MAX_SEARCH_LEN: usize = 200;
+
+/// Most conditions (`filter`, `label`, `annotation` and the typed filters,
+/// each occurrence counting once) in one query: each is a clause of every
+/// statement the query runs.
+pub const MAX_CONDITIONS: usize = 50;
+
+/// Most `fields` of one facets call; each is one statement.
+pub const MAX_FACET_FIELDS: usize = 20;
+
+/// Most `fields` selected per item.
+pub const MAX_SELECTED_FIELDS: usize = 50;
+
+fn bad_param(name: &str, message: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest {
+        detail: format!("query.{name}: {message}"),
+        field: Some(format!("query.{name}")),
+    }
 }
 
-/// `a,b` → `["a", "b"]`; empty items are dropped.
-fn values(raw: &Option<String>) -> Vec<String> {
-    raw.as_deref()
-        .map(|r| {
-            r.split(',')
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-                .collect()
+/// A query string's parameters, in order, each name checked against the
+/// ones the route takes.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(raw: Option<&str>, allowed: &[&[&str]]) -> Result<Params, ApiError> {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        for (name, _) in &pairs {
+            if !allowed.iter().any(|set| set.contains(&name.as_str())) {
+                let mut known: Vec<&str> = allowed.iter().flat_map(|s| s.iter().copied()).collect();
+                known.sort_unstable();
+                return Err(bad_param(
+                    name,
+                    format!(
+                        "unknown parameter; this resource takes {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(Params(pairs))
+    }
+
+    /// Every value of a repeatable parameter.
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of a parameter that may appear once.
+    fn one<'a>(&'a self, name: &'a str) -> Result<Option<&'a str>, ApiError> {
+        let mut values = self.all(name);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(bad_param(name, "given more than once"));
+        }
+        Ok(first)
+    }
+
+    /// Every comma-separated item of every occurrence, trimmed, empty ones
+    /// dropped.
+    fn items<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.all(name).flat_map(split_values)
+    }
+}
+
+/// `a, b,,c` → `["a", "b", "c"]`.
+fn split_values(raw: &str) -> impl Iterator<Item = &str> {
+    raw.split(',').map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// `key=v1,v2` → (`key`, [v1, v2]); `key` → (`key`, []), which asks for
+/// the field's presence.
+fn key_and_values<'a>(name: &str, raw: &'a str) -> Result<(&'a str, Vec<String>), ApiError> {
+    match raw.split_once('=') {
+        None => Ok((raw.trim(), Vec::new())),
+        Some((key, values)) => {
+            let values: Vec<String> = split_values(values).map(str::to_owned).collect();
+            if values.is_empty() {
+                return Err(bad_param(
+                    name,
+                    format!(
+                        "{raw:?} has no value after '='; write {key}=VALUE, or {key} alone to ask that it is present"
+                    ),
+                ));
+            }
+            Ok((key.trim(), values))
+        }
+    }
+}
+
+fn path_param(name: &str, text: &str) -> Result<FieldPath, ApiError> {
+    FieldPath::parse(text).map_err(|e| bad_param(name, e))
+}
+
+/// The conditions and search shared by the list and the facets.
+fn filtered_query(params: &Params) -> Result<EntityQuery, ApiError> {
+    let mut query = EntityQuery::default();
+    let mut add = |name: &str, filter: Result<FieldFilter, String>| {
+        query.filters.push(filter.map_err(|e| bad_param(name, e))?);
+        Ok::<_, ApiError>(())
+    };
+    // The typed filters: each occurrence is one condition whose values
+    // are alternatives; empty ones are no condition, as they always were.
+    for (name, path) in [
+        ("kind", "kind"),
+        ("namespace", "metadata.namespace"),
+        ("lifecycle", "spec.lifecycle"),
+        ("type", "spec.type"),
+        ("tag", "metadata.tags"),
+    ] {
+        for raw in params.all(name) {
+            let values: Vec<String> = split_values(raw).map(str::to_owned).collect();
+            if !values.is_empty() {
+                add(name, FieldFilter::new(path_param(name, path)?, values))?;
+            }
+        }
+    }
+    for raw in params.all("owner") {
+        let owners = split_values(raw)
+            .map(|o| {
+                EntityRef::parse(
+                    o,
+                    RefDefaults {
+                        kind: Some("Group"),
+                        namespace: portolan_catalog::DEFAULT_NAMESPACE,
+                    },
+                )
+                .map(|r| r.key())
+                .map_err(|e| bad_param("owner", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !owners.is_empty() {
+            add(
+                "owner",
+                FieldFilter::new(path_param("owner", "relations.ownedBy")?, owners),
+            )?;
+        }
+    }
+    for map in ["label", "annotation"] {
+        for raw in params.all(map) {
+            let (key, values) = key_and_values(map, raw)?;
+            let path =
+                FieldPath::map_entry(&format!("{map}s"), key).map_err(|e| bad_param(map, e))?;
+            add(map, FieldFilter::new(path, values))?;
+        }
+    }
+    for raw in params.all("filter") {
+        let (path, values) = key_and_values("filter", raw)?;
+        add(
+            "filter",
+            FieldFilter::new(path_param("filter", path)?, values),
+        )?;
+    }
+    if query.filters.len() > MAX_CONDITIONS {
+        return Err(bad_param(
+            "filter",
+            format!("at most {MAX_CONDITIONS} conditions per query"),
+        ));
+    }
+    if let Some(q) = params.one("q")? {
+        if q.chars().count() > MAX_SEARCH_LEN {
+            return Err(bad_param(
+                "q",
+                format!("at most {MAX_SEARCH_LEN} characters"),
+            ));
+        }
+        if !q.trim().is_empty() {
+            let terms = portolan_store::query::search_terms(q);
+            if terms.is_empty() {
+                return Err(bad_param("q", "search for at least one letter or digit"));
+            }
+            if terms.len() > portolan_store::query::MAX_SEARCH_TERMS {
+                return Err(bad_param(
+                    "q",
+                    format!("at most {} words", portolan_store::query::MAX_SEARCH_TERMS),
+                ));
+            }
+            query.search = Some(q.to_owned());
+        }
+    }
+    Ok(query)
+}
+
+/// `fields=metadata.name,spec.owner`: what each item keeps, besides its
+/// identity.
+fn selected_fields(params: &Params) -> Result<Option<Vec<FieldPath>>, ApiError> {
+    if params.all("fields").next().is_none() {
+        return Ok(None);
+    }
+    let fields = params
+        .items("fields")
+        .map(|text| {
+            let path = path_param("fields", text)?;
+            if path.segments()[0] == "relations" && path.segments().len() > 1 {
+                return Err(bad_param(
+                    "fields",
+                    "select relations as a whole (fields=relations)",
+                ));
+            }
+            Ok(path)
         })
-        .unwrap_or_default()
+        .collect::<Result<Vec<_>, _>>()?;
+    if fields.is_empty() {
+        return Err(bad_param(
+            "fields",
+            "name at least one field, e.g. fields=metadata.name",
+        ));
+    }
+    if fields.len() > MAX_SELECTED_FIELDS {
+        return Err(bad_param(
+            "fields",
+            format!("at most {MAX_SELECTED_FIELDS} fields"),
+        ));
+    }
+    Ok(Some(fields))
 }
 
-/// The cursor is the last key of the previous page, hex-encoded so that
-/// clients treat it as opaque (its format may change).
-fn encode_cursor(key: &str) -> String {
-    hex::encode(key)
+/// Every item keeps these, whatever `fields` says, so a client can always
+/// tell which entity it is looking at.
+const IDENTITY: [&str; 3] = ["kind", "metadata.namespace", "metadata.name"];
+
+/// The parts of `value` that `fields` name (and its identity), at the same
+/// paths.
+fn project(value: &Value, fields: &[FieldPath]) -> Value {
+    let identity = IDENTITY.map(|p| FieldPath::parse(p).expect("a valid path"));
+    let mut out = Value::Object(serde_json::Map::new());
+    for path in identity.iter().chain(fields) {
+        if let Some(found) = path.lookup(value) {
+            insert_at(&mut out, path.segments(), found.clone());
+        }
+    }
+    out
 }
 
-fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
-    hex::decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "query.cursor",
-                "not a cursor this server handed out; pass `nextCursor` from the previous page",
-            )
+/// Sets `value` at `segments` under `target`, making the objects on the
+/// way.
+fn insert_at(target: &mut Value, segments: &[String], value: Value) {
+    let Value::Object(object) = target else {
+        return;
+    };
+    match segments {
+        [] => {}
+        [last] => {
+            object.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => insert_at(
+            object
+                .entry(first.clone())
+                .or_insert_with(|| Value::Object(serde_json::Map::new())),
+            rest,
+            value,
+        ),
+    }
+}
+
+fn sort_keys(params: &Params) -> Result<Vec<SortKey>, ApiError> {
+    let keys = params
+        .items("sort")
+        .map(|item| {
+            let (descending, text) = match item.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, item.strip_prefix('+').unwrap_or(item)),
+            };
+            SortKey::new(path_param("sort", text)?, descending).map_err(|e| bad_param("sort", e))
         })
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.len() > portolan_store::query::MAX_SORT_KEYS {
+        return Err(bad_param(
+            "sort",
+            format!(
+                "at most {} sort fields",
+                portolan_store::query::MAX_SORT_KEYS
+            ),
+        ));
+    }
+    Ok(keys)
 }
 
 /// `GET /api/v1/entities`.
 async fn list(
     State(state): State<AppState>,
     _caller: Caller,
-    ApiQuery(params): ApiQuery<ListParams>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if limit == 0 || limit > portolan_store::MAX_PAGE_SIZE {
-        return Err(ApiError::invalid(
-            "query.limit",
-            format!("must be between 1 and {}", portolan_store::MAX_PAGE_SIZE),
-        ));
-    }
-    let owners = values(&params.owner)
-        .iter()
-        .map(|o| {
-            EntityRef::parse(
-                o,
-                RefDefaults {
-                    kind: Some("Group"),
-                    namespace: portolan_catalog::DEFAULT_NAMESPACE,
-                },
-            )
-            .map_err(|e| ApiError::invalid("query.owner", e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
-    let query = EntityQuery {
-        kinds: values(&params.kind),
-        namespaces: values(&params.namespace),
-        owners,
-        lifecycles: values(&params.lifecycle),
-        types: values(&params.spec_type),
-        tags: values(&params.tag),
-        limit,
-        after,
-        ..EntityQuery::default()
+    let params = Params::parse(raw.as_deref(), &[FILTER_PARAMS, PAGE_PARAMS])?;
+    let mut query = filtered_query(&params)?;
+    query.limit = match params.one("limit")? {
+        None => DEFAULT_PAGE_SIZE,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=portolan_store::MAX_PAGE_SIZE).contains(n))
+            .ok_or_else(|| {
+                bad_param(
+                    "limit",
+                    format!(
+                        "{text:?} is not a number between 1 and {}",
+                        portolan_store::MAX_PAGE_SIZE
+                    ),
+                )
+            })?,
     };
+    query.sort = sort_keys(&params)?;
+    let fields = selected_fields(&params)?;
+    if let Some(fields) = &fields {
+        query.skip_relations = !fields.iter().any(|f| f.segments()[0] == "relations");
+    }
+    if let Some(text) = params.one("cursor")? {
+        query.cursor = Some(Cursor::decode(text, &query).map_err(|e| bad_param("cursor", e))?);
+    }
     let page = state.store.list_entities(&query).await?;
     let items = page
         .items
         .iter()
-        .map(entity_json)
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|stored| {
+            let value = entity_json(stored)?;
+            Ok(match &fields {
+                Some(fields) => project(&value, fields),
+                None => value,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
     Ok(Json(json!({
         "items": items,
         "total": page.total,
-        "nextCursor": page.next_after.as_deref().map(encode_cursor),
+        "nextCursor": page.next_cursor.as_ref().map(Cursor::encode),
+    })))
+}
+
+/// `GET /api/v1/entities/facets`.
+async fn facets(
+    State(state): State<AppState>,
+    _caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(raw.as_deref(), &[FILTER_PARAMS, &["field"]])?;
+    let query = filtered_query(&params)?;
+    let mut fields: Vec<FieldPath> = Vec::new();
+    for text in params.items("field") {
+        let path = path_param("field", text)?;
+        if path.segments() == ["relations"] {
+            return Err(bad_param(
+                "field",
+                "count relations of one type, e.g. field=relations.ownedBy",
+            ));
+        }
+        if !fields.contains(&path) {
+            fields.push(path);
+        }
+    }
+    if fields.is_empty() {
+        return Err(bad_param(
+            "field",
+            "name at least one field to count, e.g. field=spec.lifecycle",
+        ));
+    }
+    if fields.len() > MAX_FACET_FIELDS {
+        return Err(bad_param(
+            "field",
+            format!("at most {MAX_FACET_FIELDS} fields per call"),
+        ));
+    }
+    let counted = state.store.entity_facets(&query, &fields).await?;
+    let facets: serde_json::Map<String, Value> = counted
+        .into_iter()
+        .map(|(field, counts)| {
+            let counts: Vec<Value> = counts
+                .into_iter()
+                .map(|c| json!({"value": c.value, "count": c.count}))
+                .collect();
+            (field, Value::Array(counts))
+        })
+        .collect();
+    Ok(Json(json!({ "facets": facets })))
+}
+
+/// `GET /api/v1/entities/{kind}/{namespace}/{name}/relations`.
+async fn relations(
+    State(state): State<AppState>,
+    _caller: Caller,
+    EntityPath(root): EntityPath,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let params = Params::parse(raw.as_deref(), &[&["depth", "direction", "type"]])?;
+    let max = portolan_store::query::MAX_GRAPH_DEPTH;
+    let depth = match params.one("depth")? {
+        None => 1,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|d| (1..=max).contains(d))
+            .ok_or_else(|| {
+                bad_param("depth", format!("{text:?} is not a number from 1 to {max}"))
+            })?,
+    };
+    let direction = match params.one("direction")? {
+        None | Some("both") => Direction::Both,
+        Some("outgoing") => Direction::Outgoing,
+        Some("incoming") => Direction::Incoming,
+        Some(other) => {
+            return Err(bad_param(
+                "direction",
+                format!("{other:?}: expected outgoing, incoming or both"),
+            ))
+        }
+    };
+    let types: Vec<String> = params.items("type").map(str::to_owned).collect();
+    let graph = state
+        .store
+        .relation_graph(&GraphQuery {
+            root: root.clone(),
+            depth,
+            direction,
+            types,
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no entity {root}")))?;
+    let nodes: Vec<Value> = graph
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut node = json!({"ref": n.entity_ref, "depth": n.depth});
+            if let Some(e) = &n.entity {
+                node["kind"] = json!(e.kind);
+                node["namespace"] = json!(e.namespace);
+                node["name"] = json!(e.name);
+                if let Some(title) = &e.title {
+                    node["title"] = json!(title);
+                }
+            }
+            node
+        })
+        .collect();
+    let edges: Vec<Value> = graph
+        .edges
+        .iter()
+        .map(|e| json!({"source": e.source, "type": e.kind, "target": e.target}))
+        .collect();
+    Ok(Json(json!({
+        "root": graph.nodes.first().map(|n| n.entity_ref.clone()),
+        "nodes": nodes,
+        "edges": edges,
+        "truncated": graph.truncated,
     })))
 }
 
@@ -546,12 +940,107 @@ mod tests {
         }
     }
 
+    fn params(raw: &str) -> Params {
+        Params::parse(Some(raw), &[FILTER_PARAMS, PAGE_PARAMS]).unwrap()
+    }
+
+    fn field_of(e: ApiError) -> Option<String> {
+        match e {
+            ApiError::BadRequest { field, .. } => field,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let key = "component:default/web";
-        assert_eq!(decode_cursor(&encode_cursor(key)).unwrap(), key);
-        assert!(decode_cursor("zz").is_err());
-        assert!(decode_cursor("ff").is_err());
+    fn parameters_repeat_and_split_at_commas() {
+        let p = params("kind=component,api&kind=&label=tier%3Dgold&label=team&filter=spec.system%3Dshop,web&q=pay");
+        let q = filtered_query(&p).unwrap();
+        let shown: Vec<(String, Vec<String>)> = q
+            .filters
+            .iter()
+            .map(|f| (f.path.to_string(), f.values.clone()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "kind".to_owned(),
+                    vec!["component".to_owned(), "api".to_owned()]
+                ),
+                ("metadata.labels.tier".to_owned(), vec!["gold".to_owned()]),
+                ("metadata.labels.team".to_owned(), vec![]),
+                (
+                    "spec.system".to_owned(),
+                    vec!["shop".to_owned(), "web".to_owned()]
+                ),
+            ]
+        );
+        assert_eq!(q.search.as_deref(), Some("pay"));
+    }
+
+    #[test]
+    fn bad_parameters_name_themselves() {
+        let bad = |raw: &str| {
+            Params::parse(Some(raw), &[FILTER_PARAMS, PAGE_PARAMS])
+                .and_then(|p| {
+                    filtered_query(&p)
+                        .and(sort_keys(&p))
+                        .and(selected_fields(&p))
+                })
+                .err()
+                .map(field_of)
+        };
+        let named = |name: &str| Some(Some(format!("query.{name}")));
+        assert_eq!(bad("colour=red"), named("colour"));
+        assert_eq!(bad("filter=spec..x"), named("filter"));
+        assert_eq!(bad("filter=spec.x%3D"), named("filter"));
+        assert_eq!(bad("label=a%20b"), named("label"));
+        assert_eq!(bad("annotation=x%3D"), named("annotation"));
+        assert_eq!(bad("sort=metadata.tags"), named("sort"));
+        assert_eq!(bad("sort=-"), named("sort"));
+        assert_eq!(bad("fields=relations.ownedBy"), named("fields"));
+        assert_eq!(bad("fields=,"), named("fields"));
+        assert_eq!(bad("q=%21%21"), named("q"));
+        assert_eq!(bad("q=a&q=b"), named("q"));
+        assert_eq!(bad("owner=a:b:c/"), named("owner"));
+        assert_eq!(
+            bad("kind=component&sort=metadata.name&fields=spec.owner"),
+            None
+        );
+    }
+
+    #[test]
+    fn projection_keeps_identity_and_the_named_fields() {
+        let entity = json!({
+            "apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+            "metadata": {"name": "web", "namespace": "default", "title": "Web",
+                         "annotations": {"backstage.io/techdocs-ref": "dir:."}},
+            "spec": {"owner": "team-a", "profile": {"email": "a@b"}},
+            "relations": [{"type": "ownedBy", "targetRef": "group:default/team-a"}]
+        });
+        let fields = |list: &[&str]| {
+            list.iter()
+                .map(|f| FieldPath::parse(f).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            project(
+                &entity,
+                &fields(&[
+                    "spec.owner",
+                    "metadata.annotations.backstage.io/techdocs-ref",
+                    "spec.nothing"
+                ])
+            ),
+            json!({"kind": "Component",
+                   "metadata": {"name": "web", "namespace": "default",
+                                "annotations": {"backstage.io/techdocs-ref": "dir:."}},
+                   "spec": {"owner": "team-a"}})
+        );
+        assert_eq!(
+            project(&entity, &fields(&["relations"]))["relations"],
+            entity["relations"]
+        );
     }
 
     #[test]

@@ -17,10 +17,15 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("/api/v1/tokens", "post"),
     ("/api/v1/tokens/{id}", "delete"),
     ("/api/v1/entities", "get"),
+    ("/api/v1/entities/facets", "get"),
     ("/api/v1/entities/batch", "post"),
     ("/api/v1/entities/{kind}/{namespace}/{name}", "get"),
     ("/api/v1/entities/{kind}/{namespace}/{name}", "put"),
     ("/api/v1/entities/{kind}/{namespace}/{name}", "delete"),
+    (
+        "/api/v1/entities/{kind}/{namespace}/{name}/relations",
+        "get",
+    ),
     ("/api/v1/sources", "get"),
     ("/api/v1/sources/{id}", "get"),
     ("/api/v1/sources/{id}/sync", "post"),
@@ -142,26 +147,6 @@ pub fn document() -> Value {
                         ]})))
                 }
             },
-            "/api/v1/entities": {"get": {
-                "summary": "List entities, filtered, sorted by reference, one page at a time",
-                "description": "Each filter takes one value or several separated by commas (alternatives); different filters must all hold. Matching is case-insensitive.",
-                "parameters": [
-                    {"name": "kind", "in": "query", "schema": {"type": "string"}},
-                    {"name": "namespace", "in": "query", "schema": {"type": "string"}},
-                    {"name": "owner", "in": "query", "description": "An owner reference; shorthand as in spec.owner (`team-a` is `group:default/team-a`)", "schema": {"type": "string"}},
-                    {"name": "lifecycle", "in": "query", "schema": {"type": "string"}},
-                    {"name": "type", "in": "query", "description": "spec.type", "schema": {"type": "string"}},
-                    {"name": "tag", "in": "query", "schema": {"type": "string"}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
-                    {"name": "cursor", "in": "query", "description": "`nextCursor` of the previous page", "schema": {"type": "string"}}
-                ],
-                "responses": with(problem_responses(&["401", "422"]), "200",
-                    json_ok("A page of entities", json!({"type": "object", "required": ["items", "total", "nextCursor"], "properties": {
-                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Entity"}},
-                        "total": {"type": "integer", "description": "Matches on all pages"},
-                        "nextCursor": {"type": ["string", "null"]}
-                    }})))
-            }},
             "/api/v1/entities/batch": {"post": {
                 "summary": "Upsert many entities in one transaction, all or nothing (member)",
                 "description": "Every entity is validated first; if any is invalid, nothing is stored and the 422 lists each bad entity (`entities`: index, document, ref, errors). Unchanged entities keep their revision.",
@@ -284,6 +269,7 @@ pub fn document() -> Value {
         }
     });
     add_sources(&mut doc);
+    add_catalog_queries(&mut doc);
     doc
 }
 
@@ -385,6 +371,96 @@ fn add_sources(doc: &mut Value) {
             "entities": {"type": "integer", "description": "Entities this source owns"},
             "current": {"oneOf": [{"$ref": "#/components/schemas/Sync"}, {"type": "null"}], "description": "The queued or running sync"},
             "lastSync": {"oneOf": [{"$ref": "#/components/schemas/Sync"}, {"type": "null"}]}
+        }}
+    });
+    merge_into(doc, "paths", paths);
+    if let Some(components) = doc.get_mut("components") {
+        merge_into(components, "schemas", schemas);
+    }
+}
+
+/// `GET /api/v1/entities` and its companions: the catalog's query
+/// language, facets and the relation graph.
+fn add_catalog_queries(doc: &mut Value) {
+    let json_ok = |desc: &str, schema: Value| json!({"description": desc, "content": {"application/json": {"schema": schema}}});
+    let query = |name: &str, description: &str| json!({"name": name, "in": "query", "description": description, "schema": {"type": "string"}});
+    let repeated = |name: &str, description: &str| {
+        json!({"name": name, "in": "query", "description": description,
+        "style": "form", "explode": true, "schema": {"type": "array", "items": {"type": "string"}}})
+    };
+    let filters = vec![
+        query("kind", "Kinds, comma-separated alternatives (`component,api`)"),
+        query("namespace", "Namespaces"),
+        query("owner", "Owners as references; shorthand as in spec.owner (`team-a` is `group:default/team-a`). Same as `filter=relations.ownedBy=...` with full references"),
+        query("lifecycle", "spec.lifecycle values"),
+        query("type", "spec.type values"),
+        query("tag", "metadata.tags values (an entity matches if any tag does)"),
+        repeated("label", "`key=value[,value...]` or `key` (the label is present); repeat for more labels. Keys may hold dots and slashes (`app.kubernetes.io/name=web`)"),
+        repeated("annotation", "`key=value[,value...]` or `key` (present), as for `label` (`annotation=backstage.io/techdocs-ref`)"),
+        repeated("filter", "A condition on any field: `PATH=value[,value...]` (one of the values) or `PATH` alone (the field is present and not null). PATH is a dot path into the entity: `kind`, `metadata.name`, `spec.owner`, `spec.profile.email`, `metadata.annotations.backstage.io/techdocs-ref`, or `relations.TYPE` (targets of that relation type, as full references: `relations.ownedBy=group:default/team-a`). Values match case-insensitively; arrays match if any element does; numbers and booleans match as text (`filter=spec.public=true`). Repeat `filter` for conditions that must all hold. Unlike Backstage's `filter`, commas separate alternative values (not conditions) and repeated filters are ANDed, as for every other parameter here. kind, metadata.namespace, metadata.name, spec.lifecycle, spec.type, metadata.tags and relations.ownedBy are indexed; other paths are read from each entity's JSON and cost a scan"),
+        query("q", "Full-text search over name, title, description, tags, kind, namespace, type, lifecycle, owner, system, domain and a user's or group's display name and e-mail. Text is split into words at anything but letters and digits; every word must match the start of a word of the entity (`pay serv` finds payments-service). Without `sort`, results come most relevant first (name and title matches above tags, above the description). At most 200 characters and 10 words"),
+    ];
+    let mut list_params = filters.clone();
+    list_params.extend([
+        repeated("sort", "Sort fields, comma-separated or repeated: a field path, `-` before it for descending (`sort=spec.lifecycle,-metadata.name`). Values compare as lower-cased text; entities without the field sort as if it were empty. Ties are broken by the entity reference, in the direction of the first field. Default: relevance when `q` is given, otherwise the entity reference. Not metadata.tags or relations other than relations.ownedBy (several values per entity)"),
+        repeated("fields", "Return only these parts of each entity, comma-separated paths (`fields=metadata.title,spec.owner`); `kind`, `metadata.namespace` and `metadata.name` always come along. `relations` returns the relations; without it they are not looked up"),
+        json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}),
+        query("cursor", "`nextCursor` of the previous page, with the same filters, search and sort; deep pages cost what the first does"),
+    ]);
+    let mut facet_params = filters;
+    facet_params.push(repeated("field", "The fields to count, comma-separated or repeated, at most 20: any path as for `filter` (`spec.lifecycle`, `metadata.tags`, `relations.ownedBy`, `metadata.labels.tier`)"));
+    let entity_path = json!([
+        {"name": "kind", "in": "path", "required": true, "schema": {"type": "string"}},
+        {"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}},
+        {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
+        {"name": "depth", "in": "query", "description": "How many relations away from the entity", "schema": {"type": "integer", "minimum": 1, "maximum": 5, "default": 1}},
+        {"name": "direction", "in": "query", "description": "`outgoing`: the relations each node has (web ownedBy team-a); `incoming`: relations towards it (from team-a: web ownedBy team-a); `both`", "schema": {"type": "string", "enum": ["outgoing", "incoming", "both"], "default": "both"}},
+        repeated("type", "Relation types to follow, comma-separated (`ownedBy,dependsOn`), case-insensitive; default all")
+    ]);
+    let paths = json!({
+        "/api/v1/entities": {"get": {
+            "summary": "List entities: filters on any field, full-text search, sort on any field, field selection, one page at a time",
+            "description": "Each parameter takes one value or several separated by commas (alternatives); repeated parameters and different parameters must all hold. Matching is case-insensitive. An unknown or ill-formed parameter is a 400 problem whose `field` names it (`query.sort`).",
+            "parameters": list_params,
+            "responses": with(problem_responses(&["400", "401"]), "200",
+                json_ok("A page of entities", json!({"type": "object", "required": ["items", "total", "nextCursor"], "properties": {
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Entity"}},
+                    "total": {"type": "integer", "description": "Matches on all pages"},
+                    "nextCursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page; null on the last"}
+                }})))
+        }},
+        "/api/v1/entities/facets": {"get": {
+            "summary": "Count entities per value of each field, under the same filters and search as the list",
+            "description": "Values are lower-cased (they match case-insensitively, so two spellings are one value). Arrays count per element; entities without the field are not counted. Each field lists at most 1,000 values, the most frequent first, then by value.",
+            "parameters": facet_params,
+            "responses": with(problem_responses(&["400", "401"]), "200",
+                json_ok("Counts per field", json!({"type": "object", "required": ["facets"], "properties": {
+                    "facets": {"type": "object", "additionalProperties": {"type": "array", "items": {
+                        "type": "object", "required": ["value", "count"],
+                        "properties": {"value": {"type": "string"}, "count": {"type": "integer"}}
+                    }}, "examples": [{"spec.lifecycle": [{"value": "production", "count": 12}, {"value": "experimental", "count": 3}]}]}
+                }})))
+        }},
+        "/api/v1/entities/{kind}/{namespace}/{name}/relations": {"get": {
+            "summary": "The relation graph around one entity, to a depth",
+            "description": "Nodes are the entities reached (the entity itself at depth 0); those in the catalog carry kind, namespace, name and title, those only named by a relation carry their reference alone. Edges are the stored relations between two nodes, each in the direction it was declared or derived (relations are kept both ways: `web ownedBy team-a` and `team-a ownerOf web`). The walk stops at 1,000 nodes or 5,000 edges and says `truncated`.",
+            "parameters": entity_path,
+            "responses": with(problem_responses(&["400", "401", "404"]), "200",
+                json_ok("The graph", json!({"$ref": "#/components/schemas/RelationGraph"})))
+        }}
+    });
+    let schemas = json!({
+        "RelationGraph": {"type": "object", "required": ["root", "nodes", "edges", "truncated"], "properties": {
+            "root": {"type": "string", "examples": ["component:default/web"]},
+            "nodes": {"type": "array", "items": {"type": "object", "required": ["ref", "depth"], "properties": {
+                "ref": {"type": "string"}, "depth": {"type": "integer"},
+                "kind": {"type": "string"}, "namespace": {"type": "string"},
+                "name": {"type": "string"}, "title": {"type": "string"}
+            }}},
+            "edges": {"type": "array", "items": {"type": "object", "required": ["source", "type", "target"], "properties": {
+                "source": {"type": "string"}, "type": {"type": "string", "examples": ["ownedBy"]}, "target": {"type": "string"}
+            }}},
+            "truncated": {"type": "boolean"}
         }}
     });
     merge_into(doc, "paths", paths);

@@ -644,18 +644,20 @@ mod scenarios {
         let want: Vec<String> = (0..23).map(|i| format!("c-{i:02}")).collect();
         assert_eq!(seen, want);
 
+        // A bad query parameter is a 400 naming it (tests/query.rs has
+        // the rest of the query language).
         let r = ctx.get("/api/v1/entities?limit=0").await;
-        assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("query.limit"));
+        assert_problem(&r, StatusCode::BAD_REQUEST, Some("query.limit"));
         let r = ctx.get("/api/v1/entities?limit=5000").await;
-        assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("query.limit"));
+        assert_problem(&r, StatusCode::BAD_REQUEST, Some("query.limit"));
         let r = ctx.get("/api/v1/entities?limit=ten").await;
-        assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("query.limit"));
+        assert_problem(&r, StatusCode::BAD_REQUEST, Some("query.limit"));
         let r = ctx.get("/api/v1/entities?cursor=nope").await;
-        assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("query.cursor"));
+        assert_problem(&r, StatusCode::BAD_REQUEST, Some("query.cursor"));
         let r = ctx.get("/api/v1/entities?owner=team%20a").await;
-        assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("query.owner"));
+        assert_problem(&r, StatusCode::BAD_REQUEST, Some("query.owner"));
         let r = ctx.get("/api/v1/entities?colour=red").await;
-        assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("query.colour"));
+        assert_problem(&r, StatusCode::BAD_REQUEST, Some("query.colour"));
     }
 
     pub async fn bad_input_is_a_problem_naming_the_field(ctx: Ctx) {
