@@ -1141,10 +1141,16 @@ impl Store {
         let conditions = Conditions::new(query);
         let limit = query.limit.clamp(1, MAX_PAGE_SIZE);
 
-        let mut count = Sql::new(dialect);
-        count.push("SELECT COUNT(*) AS n FROM entities e");
-        count.push(facts_index(dialect, &conditions, None));
-        push_where(&mut count, &conditions, true, Walk::Planner);
+        let count = match counted(dialect, &conditions) {
+            Some(counted) => counted.total(),
+            None => {
+                let mut count = Sql::new(dialect);
+                count.push("SELECT COUNT(*) AS n FROM entities e");
+                count.push(facts_index(dialect, &conditions, None));
+                push_where(&mut count, &conditions, true, Walk::Planner);
+                count
+            }
+        };
         let total = pool.fetch(&count).await?[0].int("n")?;
 
         let order = query.order();
@@ -1267,6 +1273,11 @@ impl Store {
             if out.contains_key(field.as_str()) {
                 continue;
             }
+            let from_counts = counted(dialect, &conditions).and_then(|c| c.facet(&target(field)));
+            if let Some(sql) = from_counts {
+                out.insert(field.as_str().to_owned(), facet_counts(pool, &sql).await?);
+                continue;
+            }
             let mut sql = Sql::new(dialect);
             // `matching` restricts rows to the entities the query matches.
             let matching = |sql: &mut Sql, key: &str| {
@@ -1316,18 +1327,7 @@ impl Store {
             }
             sql.push(" GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ");
             sql.arg(Arg::Int(MAX_FACET_VALUES as i64));
-            let counts = pool
-                .fetch(&sql)
-                .await?
-                .iter()
-                .map(|row| {
-                    Ok(FacetCount {
-                        value: row.text("v")?,
-                        count: u64::try_from(row.int("n")?).unwrap_or(0),
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            out.insert(field.as_str().to_owned(), counts);
+            out.insert(field.as_str().to_owned(), facet_counts(pool, &sql).await?);
         }
         Ok(out)
     }
@@ -1454,6 +1454,114 @@ impl Store {
             edges,
             truncated,
         }))
+    }
+}
+
+/// Runs a facet statement that yields `v` and `n`.
+async fn facet_counts(pool: &Pool, sql: &Sql) -> Result<Vec<FacetCount>, StoreError> {
+    pool.fetch(sql)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(FacetCount {
+                value: row.text("v")?,
+                count: u64::try_from(row.int("n")?).unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// The field a target is counted under in `entity_value_counts`
+/// (SQLite), if it is.
+fn counted_field(target: &Target) -> Option<&'static str> {
+    match target {
+        Target::Column { column, .. } => match *column {
+            "e.kind_key" => Some("kind"),
+            "e.namespace_key" => Some("metadata.namespace"),
+            "e.lifecycle" => Some("spec.lifecycle"),
+            "e.spec_type" => Some("spec.type"),
+            "e.owner_key" => Some("relations.ownedBy"),
+            _ => None,
+        },
+        Target::Tags => Some("metadata.tags"),
+        _ => None,
+    }
+}
+
+/// Conditions that `entity_value_counts` (SQLite) answers: no search, at
+/// most one condition on the kind and one on another counted field, each
+/// with values.
+struct Counted<'a> {
+    kinds: Option<&'a [String]>,
+    other: Option<(&'static str, &'a [String])>,
+}
+
+fn counted(dialect: Dialect, c: &Conditions) -> Option<Counted<'_>> {
+    if dialect != Dialect::Sqlite || !c.terms.is_empty() {
+        return None;
+    }
+    let mut out = Counted {
+        kinds: None,
+        other: None,
+    };
+    for (target, values) in &c.fields {
+        let field = counted_field(target)?;
+        if values.is_empty() {
+            return None;
+        }
+        if field == "kind" && out.kinds.is_none() {
+            out.kinds = Some(values);
+        } else if out.other.is_none() {
+            // A second kind condition lands here too: value = kind_key
+            // for the "kind" field, so the sum is the intersection.
+            out.other = Some((field, values));
+        } else {
+            return None;
+        }
+    }
+    match out.other {
+        // An entity with two of the tags asked for would count twice.
+        Some(("metadata.tags", values)) if values.len() > 1 => None,
+        _ => Some(out),
+    }
+}
+
+impl Counted<'_> {
+    /// `SELECT n`: how many entities match.
+    fn total(&self) -> Sql {
+        let mut sql = Sql::new(Dialect::Sqlite);
+        sql.push("SELECT IFNULL(SUM(n), 0) AS n FROM entity_value_counts WHERE field = ");
+        match self.other {
+            Some((field, values)) => {
+                sql.text_arg(field);
+                sql.push(" AND value").in_list(values);
+            }
+            None => {
+                sql.text_arg("kind");
+            }
+        }
+        if let Some(kinds) = self.kinds {
+            sql.push(" AND kind_key").in_list(kinds);
+        }
+        sql
+    }
+
+    /// The facet statement for `target`, when the counts answer it.
+    fn facet(&self, target: &Target) -> Option<Sql> {
+        let field = counted_field(target)?;
+        if self.other.is_some() {
+            return None;
+        }
+        let mut sql = Sql::new(Dialect::Sqlite);
+        sql.push("SELECT value AS v, SUM(n) AS n FROM entity_value_counts WHERE field = ");
+        sql.text_arg(field);
+        if let Some(kinds) = self.kinds {
+            sql.push(" AND kind_key").in_list(kinds);
+        }
+        sql.push(" GROUP BY value HAVING SUM(n) > 0 ORDER BY 2 DESC, 1 LIMIT ");
+        sql.arg(Arg::Int(MAX_FACET_VALUES as i64));
+        Some(sql)
     }
 }
 

@@ -25,6 +25,7 @@ portolan_store::both_backends!(
     relation_graph_to_a_depth,
     relation_graph_is_bounded,
     an_upgraded_database_is_searchable_and_sortable,
+    counts_follow_every_write,
 );
 
 async fn run<F, Fut>(db: TestDatabase, test: F)
@@ -201,6 +202,59 @@ fn counts(pairs: &[(&str, u64)]) -> Vec<FacetCount> {
         .map(|(value, count)| FacetCount {
             value: value.to_string(),
             count: *count,
+        })
+        .collect()
+}
+
+/// What the promoted fields of `entities` count to, worked out here from
+/// the entities themselves: per field, value -> entities, for those of
+/// `kind` (all if `None`).
+fn model_facets(entities: &[Entity], kind: Option<&str>) -> BTreeMap<String, Vec<FacetCount>> {
+    let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for e in entities {
+        if kind.is_some_and(|k| !e.kind.eq_ignore_ascii_case(k)) {
+            continue;
+        }
+        let mut add = |field: &str, value: Option<String>| {
+            if let Some(v) = value {
+                *out.entry(field.into()).or_default().entry(v).or_default() += 1;
+            }
+        };
+        add("kind", Some(e.kind.to_lowercase()));
+        add(
+            "metadata.namespace",
+            Some(e.metadata.namespace.to_lowercase()),
+        );
+        add(
+            "spec.lifecycle",
+            e.spec_str("lifecycle").map(str::to_lowercase),
+        );
+        add("spec.type", e.spec_str("type").map(str::to_lowercase));
+        let owner = e.spec_str("owner").map(|o| {
+            EntityRef::parse(
+                o,
+                portolan_catalog::RefDefaults {
+                    kind: Some("Group"),
+                    namespace: &e.metadata.namespace,
+                },
+            )
+            .unwrap()
+            .key()
+        });
+        add("relations.ownedBy", owner);
+        let tags: HashSet<String> = e.metadata.tags.iter().map(|t| t.to_lowercase()).collect();
+        for t in tags {
+            add("metadata.tags", Some(t));
+        }
+    }
+    out.into_iter()
+        .map(|(field, values)| {
+            let mut counts: Vec<FacetCount> = values
+                .into_iter()
+                .map(|(value, count)| FacetCount { value, count })
+                .collect();
+            counts.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
+            (field, counts)
         })
         .collect()
 }
@@ -920,6 +974,155 @@ mod suite {
             .edges
             .iter()
             .all(|e| refs.contains(e.source.as_str()) && refs.contains(e.target.as_str())));
+        store.close().await;
+        db
+    }
+
+    pub async fn counts_follow_every_write(store: Store, db: TestDatabase) -> TestDatabase {
+        let fields: Vec<FieldPath> = [
+            "kind",
+            "metadata.namespace",
+            "spec.lifecycle",
+            "spec.type",
+            "relations.ownedBy",
+            "metadata.tags",
+        ]
+        .map(path)
+        .into();
+        // Every facet and a few totals, checked against the entities the
+        // catalog should hold now.
+        let check = |now: Vec<Entity>, step: &'static str| {
+            let store = store.clone();
+            let fields = fields.clone();
+            async move {
+                let all = store
+                    .entity_facets(&EntityQuery::default(), &fields)
+                    .await
+                    .unwrap();
+                let mut want = model_facets(&now, None);
+                for f in &fields {
+                    want.entry(f.to_string()).or_default();
+                }
+                assert_eq!(all, want, "{step}: every entity");
+                let components = query(|q| q.kinds = strings(&["component"]));
+                let facets = store
+                    .entity_facets(&components, &fields[1..])
+                    .await
+                    .unwrap();
+                for f in &fields[1..] {
+                    assert_eq!(
+                        facets[f.as_str()],
+                        model_facets(&now, Some("component"))
+                            .remove(f.as_str())
+                            .unwrap_or_default(),
+                        "{step}: {f} of components"
+                    );
+                }
+                let total = |q: EntityQuery| {
+                    let store = store.clone();
+                    async move { store.list_entities(&q).await.unwrap().total }
+                };
+                let count =
+                    |f: &dyn Fn(&Entity) -> bool| now.iter().filter(|e| f(e)).count() as u64;
+                assert_eq!(total(query(|_| {})).await, now.len() as u64, "{step}");
+                assert_eq!(
+                    total(query(|q| q.kinds = strings(&["component", "API"]))).await,
+                    count(&|e| e.kind == "Component" || e.kind == "API"),
+                    "{step}"
+                );
+                assert_eq!(
+                    total(query(|q| {
+                        q.kinds = strings(&["component"]);
+                        q.lifecycles = strings(&["production"]);
+                    }))
+                    .await,
+                    count(
+                        &|e| e.kind == "Component" && e.spec_str("lifecycle") == Some("production")
+                    ),
+                    "{step}"
+                );
+                assert_eq!(
+                    total(query(|q| q.tags = strings(&["go"]))).await,
+                    count(&|e| e.metadata.tags.iter().any(|t| t == "go")),
+                    "{step}"
+                );
+                assert_eq!(
+                    total(query(|q| {
+                        q.tags = strings(&["go"]);
+                        q.kinds = strings(&["component"]);
+                    }))
+                    .await,
+                    count(&|e| e.kind == "Component" && e.metadata.tags.iter().any(|t| t == "go")),
+                    "{step}"
+                );
+                assert_eq!(
+                    total(query(|q| q.tags = strings(&["go", "rust"]))).await,
+                    count(&|e| e.metadata.tags.iter().any(|t| t == "go" || t == "rust")),
+                    "{step}"
+                );
+            }
+        };
+
+        let mut now = catalog();
+        store.put_entities(&now, &Origin::Api).await.unwrap();
+        check(now.clone(), "loaded").await;
+
+        // A change of lifecycle, owner and tags; an unchanged re-send.
+        let billing = component(
+            "billing",
+            json!({"owner": "team-a"}),
+            json!({"tags": ["go", "rust"]}),
+        );
+        for _ in 0..2 {
+            store
+                .put_entities(std::slice::from_ref(&billing), &Origin::Api)
+                .await
+                .unwrap();
+        }
+        let i = now
+            .iter()
+            .position(|e| e.metadata.name == "billing")
+            .unwrap();
+        now[i] = billing;
+        check(now.clone(), "updated").await;
+
+        // A delete takes its tags along.
+        store
+            .delete_entity(&EntityRef::new("component", "default", "web"), None)
+            .await
+            .unwrap();
+        now.retain(|e| e.metadata.name != "web");
+        check(now.clone(), "deleted").await;
+
+        // A source's entities come, change, and go as orphans.
+        let synced: Vec<Entity> = (0..3)
+            .map(|i| {
+                component(
+                    &format!("synced-{i}"),
+                    json!({"lifecycle": "experimental", "owner": "group:ops/sre"}),
+                    json!({"namespace": "ops", "tags": ["go", "ops"]}),
+                )
+            })
+            .collect();
+        store
+            .sync_source("files", &synced, &HashSet::new())
+            .await
+            .unwrap();
+        let mut with_synced = now.clone();
+        with_synced.extend(synced.iter().cloned());
+        check(with_synced, "synced").await;
+        store
+            .sync_source("files", &synced[..1], &HashSet::new())
+            .await
+            .unwrap();
+        let mut with_one = now.clone();
+        with_one.push(synced[0].clone());
+        check(with_one, "orphans removed").await;
+        store
+            .sync_source("files", &[], &HashSet::new())
+            .await
+            .unwrap();
+        check(now, "all removed").await;
         store.close().await;
         db
     }

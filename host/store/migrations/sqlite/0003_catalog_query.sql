@@ -27,6 +27,103 @@ CREATE INDEX entities_owner ON entities (owner_key, entity_ref);
 -- reads the wide rows.
 CREATE INDEX entities_facts ON entities (kind_key, lifecycle, spec_type, owner_key, namespace_key);
 
+-- How many entities have each value of the promoted fields and tags, per
+-- kind, kept by triggers in the writer's transaction. A facet over the
+-- whole catalog or within some kinds, and the total of a page filtered by
+-- kind and one such field, then read a few rows here instead of counting
+-- an index of every entity. A tag row takes its kind from its entity's
+-- key (`kind:namespace/name`; a kind has no colon), which it still has
+-- when the entity's deletion cascades to it. Rows whose count fell to
+-- zero stay; readers skip them.
+CREATE TABLE entity_value_counts (
+    field    TEXT NOT NULL,
+    kind_key TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (field, kind_key, value)
+) WITHOUT ROWID;
+
+INSERT INTO entity_value_counts (field, kind_key, value, n)
+SELECT field, kind_key, value, COUNT(*) FROM (
+    SELECT 'kind' AS field, kind_key, kind_key AS value FROM entities
+    UNION ALL SELECT 'metadata.namespace', kind_key, namespace_key FROM entities
+    UNION ALL SELECT 'spec.lifecycle', kind_key, lifecycle FROM entities
+    UNION ALL SELECT 'spec.type', kind_key, spec_type FROM entities
+    UNION ALL SELECT 'relations.ownedBy', kind_key, owner_key FROM entities
+    UNION ALL SELECT 'metadata.tags', substr(entity_ref, 1, instr(entity_ref, ':') - 1), tag
+        FROM entity_tags
+) WHERE value IS NOT NULL
+GROUP BY field, kind_key, value;
+
+CREATE TRIGGER entities_counts_insert AFTER INSERT ON entities BEGIN
+    INSERT INTO entity_value_counts (field, kind_key, value, n)
+    SELECT field, new.kind_key, value, 1 FROM (
+        SELECT 'kind' AS field, new.kind_key AS value
+        UNION ALL SELECT 'metadata.namespace', new.namespace_key
+        UNION ALL SELECT 'spec.lifecycle', new.lifecycle
+        UNION ALL SELECT 'spec.type', new.spec_type
+        UNION ALL SELECT 'relations.ownedBy', new.owner_key
+    ) WHERE value IS NOT NULL
+    ON CONFLICT (field, kind_key, value) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER entities_counts_delete AFTER DELETE ON entities BEGIN
+    UPDATE entity_value_counts SET n = n - 1
+    WHERE field = 'kind' AND kind_key = old.kind_key AND value = old.kind_key;
+    UPDATE entity_value_counts SET n = n - 1
+    WHERE field = 'metadata.namespace' AND kind_key = old.kind_key AND value = old.namespace_key;
+    UPDATE entity_value_counts SET n = n - 1
+    WHERE field = 'spec.lifecycle' AND kind_key = old.kind_key AND value = old.lifecycle;
+    UPDATE entity_value_counts SET n = n - 1
+    WHERE field = 'spec.type' AND kind_key = old.kind_key AND value = old.spec_type;
+    UPDATE entity_value_counts SET n = n - 1
+    WHERE field = 'relations.ownedBy' AND kind_key = old.kind_key AND value = old.owner_key;
+END;
+
+-- An upsert sets every column; count only real changes.
+CREATE TRIGGER entities_counts_update
+AFTER UPDATE OF kind_key, namespace_key, lifecycle, spec_type, owner_key ON entities
+WHEN old.kind_key IS NOT new.kind_key
+  OR old.namespace_key IS NOT new.namespace_key
+  OR old.lifecycle IS NOT new.lifecycle
+  OR old.spec_type IS NOT new.spec_type
+  OR old.owner_key IS NOT new.owner_key
+BEGIN
+    UPDATE entity_value_counts SET n = n - 1
+    WHERE field = 'kind' AND kind_key = old.kind_key AND value = old.kind_key;
+    UPDATE entity_value_counts SET n = n - 1
+    WHERE field = 'metadata.namespace' AND kind_key = old.kind_key AND value = old.namespace_key;
+    UPDATE entity_value_counts SET n = n - 1
+    WHERE field = 'spec.lifecycle' AND kind_key = old.kind_key AND value = old.lifecycle;
+    UPDATE entity_value_counts SET n = n - 1
+    WHERE field = 'spec.type' AND kind_key = old.kind_key AND value = old.spec_type;
+    UPDATE entity_value_counts SET n = n - 1
+    WHERE field = 'relations.ownedBy' AND kind_key = old.kind_key AND value = old.owner_key;
+    INSERT INTO entity_value_counts (field, kind_key, value, n)
+    SELECT field, new.kind_key, value, 1 FROM (
+        SELECT 'kind' AS field, new.kind_key AS value
+        UNION ALL SELECT 'metadata.namespace', new.namespace_key
+        UNION ALL SELECT 'spec.lifecycle', new.lifecycle
+        UNION ALL SELECT 'spec.type', new.spec_type
+        UNION ALL SELECT 'relations.ownedBy', new.owner_key
+    ) WHERE value IS NOT NULL
+    ON CONFLICT (field, kind_key, value) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER entity_tags_counts_insert AFTER INSERT ON entity_tags BEGIN
+    INSERT INTO entity_value_counts (field, kind_key, value, n)
+    VALUES ('metadata.tags', substr(new.entity_ref, 1, instr(new.entity_ref, ':') - 1), new.tag, 1)
+    ON CONFLICT (field, kind_key, value) DO UPDATE SET n = n + 1;
+END;
+
+-- Also fires for the tag rows an entity's deletion cascades to.
+CREATE TRIGGER entity_tags_counts_delete AFTER DELETE ON entity_tags BEGIN
+    UPDATE entity_value_counts SET n = n - 1
+    WHERE field = 'metadata.tags'
+      AND kind_key = substr(old.entity_ref, 1, instr(old.entity_ref, ':') - 1)
+      AND value = old.tag;
+END;
+
 -- Full-text search over the text people look for an entity by. Columns in
 -- order of weight (the query ranks name matches first); `other` gathers
 -- kind, namespace and the common spec fields. Contentless: the text is in
