@@ -6,11 +6,17 @@
 //! Any field of an entity can be filtered on, sorted by and counted, named
 //! by a [`FieldPath`] (`spec.owner`, `metadata.annotations.backstage.io/x`).
 //! The fields people use most live in their own indexed columns (kind,
-//! namespace, name, lifecycle, type, owner) or tables (tags, relations) and
-//! are answered from indexes; any other path is read from the stored JSON
-//! body (`json_extract`/`json_each` on SQLite, `#>`/`jsonb_array_elements`
-//! on PostgreSQL), which costs a scan. [`target`] is the one place that
-//! decides which.
+//! namespace, name, lifecycle, type, and the owner as `relations.ownedBy`)
+//! or tables (tags, relations) and are answered from indexes; any other
+//! path is read from the stored JSON body (`json_extract`/`json_each` on
+//! SQLite, `#>`/`jsonb_array_elements` on PostgreSQL), which costs a scan.
+//! `target` is the one place that decides which.
+//!
+//! SQLite gets help that PostgreSQL's planner does not need (migration
+//! 0003): per-kind counts of the promoted fields kept by triggers
+//! (`counted`), a covering index for counts over them (`facts_index`),
+//! and a choice between walking the order's index and sorting the matches
+//! (`walk`).
 //!
 //! Values match case-insensitively: the columns hold lower-cased copies,
 //! and paths read from JSON are lower-cased by the database (SQLite's
@@ -1143,6 +1149,14 @@ impl Store {
 
         let count = match counted(dialect, &conditions) {
             Some(counted) => counted.total(),
+            // Every entity has one search row: count those alone rather
+            // than look up each matching entity.
+            None if dialect == Dialect::Sqlite && conditions.fields.is_empty() => {
+                let mut count = Sql::new(dialect);
+                count.push("SELECT COUNT(*) AS n FROM entities_fts WHERE entities_fts MATCH ");
+                count.text_arg(fts_query(dialect, &conditions.terms));
+                count
+            }
             None => {
                 let mut count = Sql::new(dialect);
                 count.push("SELECT COUNT(*) AS n FROM entities e");
