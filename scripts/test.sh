@@ -36,3 +36,6 @@ step "guest unit tests (SDK and plugins, run natively)"
 unset RUSTUP_TOOLCHAIN
 ( cd sdk/rust && CARGO_TARGET_DIR="$ROOT/target/guest-native" cargo +stable test --locked --target x86_64-unknown-linux-gnu )
 ( cd plugins && CARGO_TARGET_DIR="$ROOT/target/guest-native" cargo +stable test --locked --target x86_64-unknown-linux-gnu )
+# Of the fixtures, only bulk-source has unit tests (the others use wasm32-only
+# intrinsics on purpose and do not build natively).
+( cd tests/fixtures && CARGO_TARGET_DIR="$ROOT/target/guest-native" cargo +stable test --locked --target x86_64-unknown-linux-gnu -p bulk-source )
