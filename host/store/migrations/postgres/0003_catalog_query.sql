@@ -7,10 +7,10 @@
 -- of joining relations. The writer fills both; the UPDATE below fills
 -- them in for the rows written before.
 --
--- search is the full-text document, generated from each row, so every
--- writer keeps it right without knowing about it and adding it fills it
--- in for existing rows: name and title weigh most (A), then
--- tags (B), the description (C), and kind, namespace and the common spec
+-- search is the full-text document. It is generated from each row, so
+-- every writer keeps it right without knowing about it, and adding it
+-- fills it in for existing rows. Name and title weigh most (A), then tags
+-- (B), the description (C), and kind, namespace and the common spec
 -- fields (D). Punctuation becomes a space before parsing, so that a name
 -- such as payments-service or an e-mail address splits into the same
 -- words as SQLite's unicode61 tokenizer makes of it, and both backends
