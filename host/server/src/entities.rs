@@ -129,8 +129,9 @@ async fn read_documents(
         })
 }
 
-/// `kind:namespace/name` of a document that may not validate, for errors.
-fn rough_ref(value: &Value) -> Option<String> {
+/// The reference of a document that may not validate, for errors (and, in
+/// a source sync, to keep the last good version of an entity it refused).
+pub(crate) fn rough_ref(value: &Value) -> Option<EntityRef> {
     let kind = value.get("kind")?.as_str()?;
     let meta = value.get("metadata")?;
     let name = meta.get("name")?.as_str()?;
@@ -138,7 +139,7 @@ fn rough_ref(value: &Value) -> Option<String> {
         .get("namespace")
         .and_then(Value::as_str)
         .unwrap_or(portolan_catalog::DEFAULT_NAMESPACE);
-    Some(EntityRef::new(kind, namespace, name).to_string())
+    Some(EntityRef::new(kind, namespace, name))
 }
 
 fn problems_of(err: portolan_catalog::InvalidEntity) -> Vec<FieldError> {
@@ -412,7 +413,7 @@ fn validate_batch(docs: Vec<Document>) -> (Vec<Entity>, Vec<EntityProblems>) {
     let mut bad = Vec::new();
     let mut first_seen = std::collections::HashMap::new();
     for (index, doc) in docs.into_iter().enumerate() {
-        let rough = rough_ref(&doc.value);
+        let rough = rough_ref(&doc.value).map(|r| r.to_string());
         match Entity::from_value(doc.value) {
             Ok(entity) => {
                 let key = entity.entity_ref().key();

@@ -28,7 +28,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use portolan_catalog::{Entity, EntityRef};
+use portolan_catalog::Entity;
 use portolan_runtime::{CallError, LogLine, PluginEntry, PluginStatus, Role as PluginRole};
 use portolan_store::{Job, JobStatus, NewJob};
 use serde::Serialize;
@@ -38,6 +38,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::app::AppState;
+use crate::entities::rough_ref;
 
 /// The queue source syncs go through.
 pub const QUEUE: &str = "source-sync";
@@ -563,19 +564,4 @@ async fn collect_and_apply(
         counts.added, counts.updated, counts.unchanged, counts.removed
     ));
     Ok(counts)
-}
-
-/// `kind:namespace/name` of an entity that may not validate.
-fn rough_ref(value: &Value) -> Option<EntityRef> {
-    let kind = value.get("kind")?.as_str()?;
-    let meta = value.get("metadata")?;
-    let name = meta.get("name")?.as_str()?;
-    let namespace = meta
-        .get("namespace")
-        .and_then(Value::as_str)
-        .unwrap_or(portolan_catalog::DEFAULT_NAMESPACE);
-    if kind.is_empty() || name.is_empty() {
-        return None;
-    }
-    Some(EntityRef::new(kind, namespace, name))
 }
