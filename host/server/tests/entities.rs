@@ -2,6 +2,7 @@
 //! on SQLite and on PostgreSQL: every scenario in `scenarios` runs once per
 //! backend on a fresh database.
 
+#[macro_use]
 mod common;
 
 use axum::body::Body;
@@ -12,31 +13,6 @@ use portolan_store::testing::TestDatabase;
 use portolan_store::Role;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-
-macro_rules! on_both_backends {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = portolan_store::testing::TestDatabase::sqlite(dir.path()).await;
-                    super::run(db, dir, super::scenarios::$test).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = portolan_store::testing::TestDatabase::postgres().await;
-                    super::run(db, dir, super::scenarios::$test).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     backstage_yaml_imports_with_relations_both_ways,

@@ -3,6 +3,7 @@
 //! cursors and field selection, `GET /api/v1/entities/facets`, the
 //! relations graph, and a 400 naming the parameter for every bad one.
 
+#[macro_use]
 mod common;
 
 use std::collections::HashSet;
@@ -15,31 +16,6 @@ use portolan_store::testing::TestDatabase;
 use portolan_store::Role;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-
-macro_rules! on_both_backends {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = portolan_store::testing::TestDatabase::sqlite(dir.path()).await;
-                    super::run(db, dir, super::scenarios::$test).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = portolan_store::testing::TestDatabase::postgres().await;
-                    super::run(db, dir, super::scenarios::$test).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     filters_on_labels_annotations_and_paths,

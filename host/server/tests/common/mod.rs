@@ -22,3 +22,32 @@ pub fn config(dir: &Path, database_url: String) -> Config {
         secrets: Default::default(),
     }
 }
+
+/// Runs each named scenario (`scenarios::NAME(state, ...)` through the test
+/// file's `run`) once on a fresh SQLite file and once on a fresh PostgreSQL
+/// database, as `sqlite::NAME` and `postgres::NAME`.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = portolan_store::testing::TestDatabase::sqlite(dir.path()).await;
+                    super::run(db, dir, super::scenarios::$test).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = portolan_store::testing::TestDatabase::postgres().await;
+                    super::run(db, dir, super::scenarios::$test).await;
+                }
+            )*
+        }
+    };
+}
