@@ -30,5 +30,7 @@ pub mod validate;
 pub use entity::{Entity, Link, Metadata, Relation};
 pub use parse::{parse_documents, Document, Format, ParseError};
 pub use reference::{EntityRef, RefDefaults, RefError, DEFAULT_NAMESPACE};
-pub use relations::{derive as derive_relations, DerivedRelation};
+pub use relations::{
+    declared as declared_relations, derive as derive_relations, DeclaredRelation, DerivedRelation,
+};
 pub use validate::{InvalidEntity, Problem};

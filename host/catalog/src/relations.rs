@@ -42,18 +42,28 @@ pub struct DerivedRelation {
     pub target: EntityRef,
 }
 
-/// Every relation an entity's spec declares, in both directions, without
-/// duplicates. Custom kinds and well-known kinds under a foreign
-/// apiVersion declare none. References that do not parse are skipped;
-/// [`crate::validate`] has already reported them for any entity built by
-/// [`Entity::from_value`].
-pub fn derive(entity: &Entity) -> Vec<DerivedRelation> {
+/// One relation as an entity's spec declares it: from the entity to
+/// `target` as `kind`, and so from `target` back to the entity as
+/// `reverse`. The store keeps one row per declared relation and reads it in
+/// both directions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DeclaredRelation {
+    pub kind: &'static str,
+    pub target: EntityRef,
+    pub reverse: &'static str,
+}
+
+/// Every relation an entity's spec declares, once each (see
+/// [`DeclaredRelation`]), in a stable order. Custom kinds and well-known
+/// kinds under a foreign apiVersion declare none. References that do not
+/// parse are skipped; [`crate::validate`] has already reported them for
+/// any entity built by [`Entity::from_value`].
+pub fn declared(entity: &Entity) -> Vec<DeclaredRelation> {
     let Some(spec) = kinds::well_known(&entity.kind)
         .filter(|k| k.api_versions.contains(&entity.api_version.as_str()))
     else {
         return Vec::new();
     };
-    let me = entity.entity_ref();
     let mut out = BTreeSet::new();
     for field in spec.fields {
         let Some(rel) = field.reference else { continue };
@@ -72,17 +82,33 @@ pub fn derive(entity: &Entity) -> Vec<DerivedRelation> {
             let Ok(target) = EntityRef::parse(text, defaults) else {
                 continue;
             };
-            out.insert(DerivedRelation {
-                source: me.clone(),
+            out.insert(DeclaredRelation {
                 kind: rel.forward,
-                target: target.clone(),
-            });
-            out.insert(DerivedRelation {
-                source: target,
-                kind: rel.reverse,
-                target: me.clone(),
+                target,
+                reverse: rel.reverse,
             });
         }
+    }
+    out.into_iter().collect()
+}
+
+/// Every relation an entity's spec declares, in both directions, without
+/// duplicates: each of [`declared`] from the entity, and its reverse from
+/// the target.
+pub fn derive(entity: &Entity) -> Vec<DerivedRelation> {
+    let me = entity.entity_ref();
+    let mut out = BTreeSet::new();
+    for d in declared(entity) {
+        out.insert(DerivedRelation {
+            source: me.clone(),
+            kind: d.kind,
+            target: d.target.clone(),
+        });
+        out.insert(DerivedRelation {
+            source: d.target,
+            kind: d.reverse,
+            target: me.clone(),
+        });
     }
     out.into_iter().collect()
 }

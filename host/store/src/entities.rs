@@ -4,21 +4,24 @@
 //! so `Component:default/Web` and `component:default/web` are one entity.
 //! Its body is stored as sent; its etag (see [`Entity::etag`]) changes only
 //! when the content does, so re-sending an unchanged entity writes nothing.
-//! Relations are stored in both directions with the entity that declared
-//! them (`origin_ref`), and replaced in the same transaction as that entity.
+//! Relations are stored once per relation an entity declares, with that
+//! entity (`origin_ref`) and the reverse relation's name, and replaced in
+//! the same transaction as that entity; readers see them in both
+//! directions through the `entity_relations` view (migration 0007).
 //!
 //! Writes go through one path ([`Store::put_entities`] and
 //! [`Store::put_entity`] share it): read the current etags of every entity
 //! in the batch, decide per entity whether it is new, changed or unchanged,
 //! then write only the new and changed ones with multi-row statements, all
-//! in one transaction.
+//! in one transaction. On SQLite the same path keeps the search index and
+//! the value counts, per batch; so does every delete.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use portolan_catalog::{derive_relations, Entity, EntityRef, Relation};
+use portolan_catalog::{declared_relations, Entity, EntityRef, Relation};
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::QueryBuilder;
@@ -31,11 +34,17 @@ use crate::{Store, StoreError};
 /// ten statements. (PostgreSQL binds one array per column instead.)
 const ENTITY_ROWS_PER_INSERT: usize = 1_000;
 
-/// Relation rows per INSERT (5 binds each).
+/// Relation rows per INSERT (6 binds each).
 const RELATION_ROWS_PER_INSERT: usize = 4_000;
 
 /// Tag rows per INSERT (2 binds each).
 const TAG_ROWS_PER_INSERT: usize = 8_000;
+
+/// Search rows per INSERT on SQLite (6 binds each).
+const SEARCH_ROWS_PER_INSERT: usize = 5_000;
+
+/// Value-count rows per upsert on SQLite (4 binds each).
+const COUNT_ROWS_PER_INSERT: usize = 8_000;
 
 /// Keys per `IN (...)` lookup or delete.
 const KEYS_PER_STATEMENT: usize = 8_000;
@@ -146,6 +155,12 @@ struct Prepared {
     kind: String,
     namespace: String,
     name: String,
+    /// The reference as Backstage writes it: the target of the reverse of
+    /// each relation the entity declares.
+    source_ref: String,
+    /// The kind and namespace lower-cased, for filters and counts.
+    kind_key: String,
+    namespace_key: String,
     lifecycle: Option<String>,
     spec_type: Option<String>,
     /// The name lower-cased, for sorting by name.
@@ -157,13 +172,17 @@ struct Prepared {
     etag: String,
     tags: Vec<String>,
     relations: Vec<RelationRow>,
+    /// The entity's row of SQLite's search index (see [`SearchText`]).
+    search: SearchText,
 }
 
+/// One relation the entity declares (migration 0007 stores each once and
+/// reads it in both directions).
 struct RelationRow {
-    source_key: String,
     kind: &'static str,
     target_key: String,
     target_ref: String,
+    reverse: &'static str,
 }
 
 impl Prepared {
@@ -185,18 +204,18 @@ impl Prepared {
             .collect();
         tags.sort();
         tags.dedup();
-        let derived = derive_relations(entity);
-        let owner_key = derived
+        let declared = declared_relations(entity);
+        let owner_key = declared
             .iter()
-            .find(|r| r.kind == portolan_catalog::relations::names::OWNED_BY && r.source == me)
+            .find(|r| r.kind == portolan_catalog::relations::names::OWNED_BY)
             .map(|r| r.target.key());
-        let relations = derived
+        let relations = declared
             .into_iter()
             .map(|r| RelationRow {
-                source_key: r.source.key(),
                 kind: r.kind,
                 target_key: r.target.key(),
                 target_ref: r.target.to_string(),
+                reverse: r.reverse,
             })
             .collect();
         Ok(Prepared {
@@ -204,6 +223,9 @@ impl Prepared {
             kind: entity.kind.clone(),
             namespace: entity.metadata.namespace.clone(),
             name: entity.metadata.name.clone(),
+            source_ref: me.to_string(),
+            kind_key: entity.kind.to_lowercase(),
+            namespace_key: entity.metadata.namespace.to_lowercase(),
             lifecycle: entity.spec_str("lifecycle").map(str::to_lowercase),
             spec_type: entity.spec_str("type").map(str::to_lowercase),
             name_key: entity.metadata.name.to_lowercase(),
@@ -212,7 +234,71 @@ impl Prepared {
             etag: pending.etag.clone(),
             tags,
             relations,
+            search: SearchText::new(entity),
         })
+    }
+}
+
+/// The columns of SQLite's full-text index (`entities_fts`, migration
+/// 0003) for one entity: the text the trigger of that migration made from
+/// the stored body, field for field, now made here from the entity in hand
+/// (migration 0007) so that a batch writes its search rows in a few
+/// statements without parsing any JSON again. Only the words matter (the
+/// tokenizer splits at anything but letters and digits); each field still
+/// reads as `json_extract` would give it, so that ranking sees the same
+/// words in the same columns.
+struct SearchText {
+    name: String,
+    title: Option<String>,
+    tags: Option<String>,
+    description: Option<String>,
+    other: String,
+}
+
+impl SearchText {
+    fn new(entity: &Entity) -> SearchText {
+        let meta = &entity.metadata;
+        let spec = |path: &[&str]| {
+            let mut value = entity.spec.get(path[0])?;
+            for key in &path[1..] {
+                value = value.as_object()?.get(*key)?;
+            }
+            sql_text(value)
+        };
+        let mut other = format!("{} {}", entity.kind, meta.namespace);
+        for path in [
+            &["type"][..],
+            &["lifecycle"],
+            &["owner"],
+            &["system"],
+            &["domain"],
+            &["profile", "displayName"],
+            &["profile", "email"],
+        ] {
+            if let Some(text) = spec(path) {
+                other.push(' ');
+                other.push_str(&text);
+            }
+        }
+        SearchText {
+            name: meta.name.clone(),
+            title: meta.title.clone(),
+            tags: (!meta.tags.is_empty()).then(|| meta.tags.join(" ")),
+            description: meta.description.clone(),
+            other,
+        }
+    }
+}
+
+/// A JSON value as SQLite's `json_extract` gives it to text functions:
+/// strings as they are, `true`/`false` as 1/0, other scalars as written,
+/// objects and arrays as JSON, and null as SQL NULL.
+fn sql_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(if *b { "1" } else { "0" }.to_owned()),
+        other => Some(other.to_string()),
     }
 }
 
@@ -326,7 +412,7 @@ fn plan(
 /// how (row locks on PostgreSQL; SQLite's writer lock is taken by
 /// `BEGIN IMMEDIATE`).
 macro_rules! backend_impl {
-    ($module:ident, $db:ty, $conn:ty, $for_update:expr, $bulk:ident) => {
+    ($module:ident, $db:ty, $conn:ty, $for_update:expr, $clear_new:expr, $bulk:ident) => {
         mod $module {
             use super::*;
 
@@ -377,15 +463,16 @@ macro_rules! backend_impl {
             }
 
             /// Writes new and changed entities with their tags and
-            /// relations. `replaced` are the keys whose old tags and
-            /// relations must go first.
+            /// relations. `stored` are the keys of those that exist: their
+            /// old search rows, counts, tags and relations must go first.
             pub(super) async fn write(
                 conn: &mut Conn,
                 rows: &[&Prepared],
-                replaced: &[&str],
+                stored: &[&str],
                 origin: &str,
                 at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
+                super::$bulk::retract(conn, stored).await?;
                 let written = super::$bulk::insert_entities(conn, rows, origin, at).await?;
                 if written < rows.len() as u64 {
                     // Another origin created one of these after we looked
@@ -404,16 +491,24 @@ macro_rules! backend_impl {
                 // PostgreSQL a concurrent writer of the same new entity has
                 // committed by the time our upsert got past it, and these
                 // statements (each a fresh snapshot) see and clear its rows.
-                delete_keys(conn, "entity_relations", "origin_ref", replaced).await?;
-                delete_keys(conn, "entity_tags", "entity_ref", replaced).await?;
+                // So there, new entities are cleared too; SQLite's writer
+                // holds the database from BEGIN IMMEDIATE on, and a new
+                // entity has nothing to clear.
+                let cleared: Vec<&str> = if $clear_new {
+                    rows.iter().map(|p| p.key.as_str()).collect()
+                } else {
+                    stored.to_vec()
+                };
+                delete_keys(conn, "entity_relations_declared", "origin_ref", &cleared).await?;
+                delete_keys(conn, "entity_tags", "entity_ref", &cleared).await?;
                 let tags: Vec<(&str, &str)> = rows
                     .iter()
                     .flat_map(|p| p.tags.iter().map(|t| (p.key.as_str(), t.as_str())))
                     .collect();
                 super::$bulk::insert_tags(conn, &tags).await?;
-                let relations: Vec<(&str, &RelationRow)> = rows
+                let relations: Vec<(&Prepared, &RelationRow)> = rows
                     .iter()
-                    .flat_map(|p| p.relations.iter().map(|r| (p.key.as_str(), r)))
+                    .flat_map(|p| p.relations.iter().map(move |r| (*p, r)))
                     .collect();
                 super::$bulk::insert_relations(conn, &relations).await?;
                 Ok(())
@@ -432,16 +527,23 @@ macro_rules! backend_impl {
                 )
             }
 
-            /// Deletes these entities (their tags and declared relations
-            /// go with them).
+            /// Deletes these entities with their tags and the relations
+            /// they declared (explicitly: SQLite's tables of migration 0007
+            /// have no foreign keys to cascade).
             pub(super) async fn delete_many(
                 conn: &mut Conn,
                 keys: &[&str],
             ) -> Result<(), StoreError> {
+                super::$bulk::retract(conn, keys).await?;
+                delete_keys(conn, "entity_relations_declared", "origin_ref", keys).await?;
+                delete_keys(conn, "entity_tags", "entity_ref", keys).await?;
                 delete_keys(conn, "entities", "entity_ref", keys).await
             }
 
             pub(super) async fn delete(conn: &mut Conn, key: &str) -> Result<bool, StoreError> {
+                super::$bulk::retract(conn, &[key]).await?;
+                delete_keys(conn, "entity_relations_declared", "origin_ref", &[key]).await?;
+                delete_keys(conn, "entity_tags", "entity_ref", &[key]).await?;
                 let done = sqlx::query("DELETE FROM entities WHERE entity_ref = $1")
                     .bind(key)
                     .execute(&mut *conn)
@@ -516,6 +618,7 @@ backend_impl!(
     sqlx::Sqlite,
     sqlx::SqliteConnection,
     "",
+    false,
     sqlite_bulk
 );
 backend_impl!(
@@ -523,6 +626,7 @@ backend_impl!(
     sqlx::Postgres,
     sqlx::PgConnection,
     " FOR UPDATE",
+    true,
     postgres_bulk
 );
 
@@ -538,13 +642,65 @@ const UPSERT_ENTITY: &str = " ON CONFLICT (entity_ref) DO UPDATE SET kind = excl
      updated_at = excluded.updated_at \
      WHERE entities.origin = excluded.origin";
 
-/// Bulk inserts on SQLite: multi-row `VALUES`, chunked under the bind limit.
+/// Bulk inserts on SQLite: multi-row `VALUES`, chunked under the bind
+/// limit. SQLite also keeps the search index and the per-kind value counts
+/// here, per batch (migration 0007 explains why not per row in triggers).
 mod sqlite_bulk {
     use super::*;
 
     type Db = sqlx::Sqlite;
 
-    /// Upserts the rows; returns how many were written.
+    /// Takes the stored state of `keys`, entities about to be replaced or
+    /// deleted, out of the search index and the value counts. Keys travel
+    /// as one JSON array, so a batch of any size is one statement each.
+    pub(super) async fn retract(
+        conn: &mut sqlx::SqliteConnection,
+        keys: &[&str],
+    ) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let keys = serde_json::to_string(keys)
+            .map_err(|e| StoreError::InvalidData(format!("entity keys: {e}")))?;
+        sqlx::query(
+            "DELETE FROM entities_fts WHERE rowid IN (SELECT rowid FROM entities \
+             WHERE entity_ref IN (SELECT value FROM json_each($1)))",
+        )
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(RETRACT_COUNTS)
+            .bind(&keys)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Subtracts the counted values of the entities whose keys are the JSON
+    /// array `$1`, and of their tags (a tag's kind is its entity key's
+    /// first part, as when it was counted).
+    const RETRACT_COUNTS: &str = "WITH gone AS (SELECT value AS entity_ref FROM json_each($1)) \
+         INSERT INTO entity_value_counts (field, kind_key, value, n) \
+         SELECT field, kind_key, value, -COUNT(*) FROM ( \
+             SELECT 'kind' AS field, e.kind_key, e.kind_key AS value FROM entities e \
+                 WHERE e.entity_ref IN gone \
+             UNION ALL SELECT 'metadata.namespace', e.kind_key, e.namespace_key FROM entities e \
+                 WHERE e.entity_ref IN gone \
+             UNION ALL SELECT 'spec.lifecycle', e.kind_key, e.lifecycle FROM entities e \
+                 WHERE e.entity_ref IN gone \
+             UNION ALL SELECT 'spec.type', e.kind_key, e.spec_type FROM entities e \
+                 WHERE e.entity_ref IN gone \
+             UNION ALL SELECT 'relations.ownedBy', e.kind_key, e.owner_key FROM entities e \
+                 WHERE e.entity_ref IN gone \
+             UNION ALL SELECT 'metadata.tags', \
+                 substr(t.entity_ref, 1, instr(t.entity_ref, ':') - 1), t.tag \
+                 FROM entity_tags t WHERE t.entity_ref IN gone \
+         ) WHERE value IS NOT NULL GROUP BY field, kind_key, value \
+         ON CONFLICT (field, kind_key, value) DO UPDATE SET n = n + excluded.n";
+
+    /// Upserts the rows with their search rows, and adds their values to
+    /// the counts (whatever they replace was retracted before); returns
+    /// how many were written.
     pub(super) async fn insert_entities(
         conn: &mut sqlx::SqliteConnection,
         rows: &[&Prepared],
@@ -563,8 +719,8 @@ mod sqlite_bulk {
                     .push_bind(p.kind.as_str())
                     .push_bind(p.namespace.as_str())
                     .push_bind(p.name.as_str())
-                    .push_bind(p.kind.to_lowercase())
-                    .push_bind(p.namespace.to_lowercase())
+                    .push_bind(p.kind_key.as_str())
+                    .push_bind(p.namespace_key.as_str())
                     .push_bind(p.lifecycle.as_deref())
                     .push_bind(p.spec_type.as_deref())
                     .push_bind(p.name_key.as_str())
@@ -576,9 +732,91 @@ mod sqlite_bulk {
                     .push_bind(at);
             });
             qb.push(UPSERT_ENTITY);
-            written += qb.build().execute(&mut *conn).await?.rows_affected();
+            // An upsert keeps the rowid of the row it updates, and the
+            // search row is keyed by it.
+            qb.push(" RETURNING rowid, entity_ref");
+            let ids: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+            written += ids.len() as u64;
+            let by_key: HashMap<&str, &Prepared> =
+                chunk.iter().map(|p| (p.key.as_str(), *p)).collect();
+            let search: Vec<(i64, &SearchText)> = ids
+                .iter()
+                .filter_map(|(id, key)| by_key.get(key.as_str()).map(|p| (*id, &p.search)))
+                .collect();
+            insert_search(conn, &search).await?;
         }
+        add_counts(conn, rows).await?;
         Ok(written)
+    }
+
+    async fn insert_search(
+        conn: &mut sqlx::SqliteConnection,
+        rows: &[(i64, &SearchText)],
+    ) -> Result<(), StoreError> {
+        for chunk in rows.chunks(SEARCH_ROWS_PER_INSERT) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO entities_fts (rowid, name, title, tags, description, other) ",
+            );
+            qb.push_values(chunk, |mut b, (id, s)| {
+                b.push_bind(*id)
+                    .push_bind(s.name.as_str())
+                    .push_bind(s.title.as_deref())
+                    .push_bind(s.tags.as_deref())
+                    .push_bind(s.description.as_deref())
+                    .push_bind(s.other.as_str());
+            });
+            qb.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds the rows' values to `entity_value_counts`: one row per
+    /// distinct (field, kind, value) of the batch.
+    async fn add_counts<'a>(
+        conn: &mut sqlx::SqliteConnection,
+        rows: &[&'a Prepared],
+    ) -> Result<(), StoreError> {
+        let mut counts: HashMap<(&'static str, &'a str, &'a str), i64> = HashMap::new();
+        for p in rows {
+            let mut add = |field: &'static str, value: &'a str| {
+                *counts
+                    .entry((field, p.kind_key.as_str(), value))
+                    .or_default() += 1;
+            };
+            add("kind", &p.kind_key);
+            add("metadata.namespace", &p.namespace_key);
+            for (field, value) in [
+                ("spec.lifecycle", &p.lifecycle),
+                ("spec.type", &p.spec_type),
+                ("relations.ownedBy", &p.owner_key),
+            ] {
+                if let Some(value) = value {
+                    add(field, value);
+                }
+            }
+            // A tag counts under its entity key's kind, as retract reads it.
+            let tag_kind = p.key.split(':').next().unwrap_or_default();
+            for tag in &p.tags {
+                *counts
+                    .entry(("metadata.tags", tag_kind, tag.as_str()))
+                    .or_default() += 1;
+            }
+        }
+        let counts: Vec<_> = counts.into_iter().collect();
+        for chunk in counts.chunks(COUNT_ROWS_PER_INSERT) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO entity_value_counts (field, kind_key, value, n) ",
+            );
+            qb.push_values(chunk, |mut b, ((field, kind, value), n)| {
+                b.push_bind(*field)
+                    .push_bind(*kind)
+                    .push_bind(*value)
+                    .push_bind(*n);
+            });
+            qb.push(" ON CONFLICT (field, kind_key, value) DO UPDATE SET n = n + excluded.n");
+            qb.build().execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 
     pub(super) async fn insert_tags(
@@ -597,19 +835,20 @@ mod sqlite_bulk {
 
     pub(super) async fn insert_relations(
         conn: &mut sqlx::SqliteConnection,
-        relations: &[(&str, &RelationRow)],
+        relations: &[(&Prepared, &RelationRow)],
     ) -> Result<(), StoreError> {
         for chunk in relations.chunks(RELATION_ROWS_PER_INSERT) {
             let mut qb = QueryBuilder::<Db>::new(
-                "INSERT INTO entity_relations \
-                 (origin_ref, source_key, type, target_key, target_ref) ",
+                "INSERT INTO entity_relations_declared \
+                 (origin_ref, type, target_key, target_ref, reverse_type, source_ref) ",
             );
-            qb.push_values(chunk, |mut b, (key, r)| {
-                b.push_bind(*key)
-                    .push_bind(r.source_key.as_str())
+            qb.push_values(chunk, |mut b, (p, r)| {
+                b.push_bind(p.key.as_str())
                     .push_bind(r.kind)
                     .push_bind(r.target_key.as_str())
-                    .push_bind(r.target_ref.as_str());
+                    .push_bind(r.target_ref.as_str())
+                    .push_bind(r.reverse)
+                    .push_bind(p.source_ref.as_str());
             });
             qb.build().execute(&mut *conn).await?;
         }
@@ -626,6 +865,15 @@ mod postgres_bulk {
     /// Rows per `UNNEST` statement; bounds one statement's message size.
     const ROWS_PER_UNNEST: usize = 20_000;
 
+    /// Nothing to do: PostgreSQL's search column is generated from each
+    /// row, and it counts values from its indexes (no counts table).
+    pub(super) async fn retract(
+        _conn: &mut sqlx::PgConnection,
+        _keys: &[&str],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     pub(super) async fn insert_entities(
         conn: &mut sqlx::PgConnection,
         rows: &[&Prepared],
@@ -635,9 +883,8 @@ mod postgres_bulk {
         let mut written = 0;
         for chunk in rows.chunks(ROWS_PER_UNNEST) {
             let col = |f: fn(&Prepared) -> &str| chunk.iter().map(|p| f(p)).collect::<Vec<&str>>();
-            let kind_keys: Vec<String> = chunk.iter().map(|p| p.kind.to_lowercase()).collect();
-            let namespace_keys: Vec<String> =
-                chunk.iter().map(|p| p.namespace.to_lowercase()).collect();
+            let kind_keys = col(|p| &p.kind_key);
+            let namespace_keys = col(|p| &p.namespace_key);
             let lifecycles: Vec<Option<&str>> =
                 chunk.iter().map(|p| p.lifecycle.as_deref()).collect();
             let types: Vec<Option<&str>> = chunk.iter().map(|p| p.spec_type.as_deref()).collect();
@@ -697,24 +944,27 @@ mod postgres_bulk {
 
     pub(super) async fn insert_relations(
         conn: &mut sqlx::PgConnection,
-        relations: &[(&str, &RelationRow)],
+        relations: &[(&Prepared, &RelationRow)],
     ) -> Result<(), StoreError> {
         for chunk in relations.chunks(ROWS_PER_UNNEST) {
-            let origins: Vec<&str> = chunk.iter().map(|(k, _)| *k).collect();
-            let sources: Vec<&str> = chunk.iter().map(|(_, r)| r.source_key.as_str()).collect();
+            let origins: Vec<&str> = chunk.iter().map(|(p, _)| p.key.as_str()).collect();
             let kinds: Vec<&str> = chunk.iter().map(|(_, r)| r.kind).collect();
             let targets: Vec<&str> = chunk.iter().map(|(_, r)| r.target_key.as_str()).collect();
             let refs: Vec<&str> = chunk.iter().map(|(_, r)| r.target_ref.as_str()).collect();
+            let reverses: Vec<&str> = chunk.iter().map(|(_, r)| r.reverse).collect();
+            let sources: Vec<&str> = chunk.iter().map(|(p, _)| p.source_ref.as_str()).collect();
             sqlx::query(
-                "INSERT INTO entity_relations \
-                 (origin_ref, source_key, type, target_key, target_ref) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])",
+                "INSERT INTO entity_relations_declared \
+                 (origin_ref, type, target_key, target_ref, reverse_type, source_ref) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+                 $5::text[], $6::text[])",
             )
             .bind(origins)
-            .bind(sources)
             .bind(kinds)
             .bind(targets)
             .bind(refs)
+            .bind(reverses)
+            .bind(sources)
             .execute(&mut *conn)
             .await?;
         }
@@ -830,21 +1080,19 @@ impl Store {
         let outcomes = in_write_transaction!(self, |backend, conn| {
             let existing = backend::existing(conn, &keys).await?;
             let outcomes = plan(&prepared, &existing, origin, if_match)?;
-            let changed = prepared
-                .iter()
-                .zip(&outcomes)
-                .filter(|(_, o)| **o != WriteOutcome::Unchanged)
-                .map(|(p, _)| Prepared::new(p))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut changed = Vec::new();
+            let mut stored = Vec::new();
+            for (p, outcome) in prepared.iter().zip(&outcomes) {
+                match outcome {
+                    WriteOutcome::Unchanged => continue,
+                    WriteOutcome::Updated => stored.push(p.key.as_str()),
+                    WriteOutcome::Created => {}
+                }
+                changed.push(Prepared::new(p)?);
+            }
             let changed: Vec<&Prepared> = changed.iter().collect();
-            // Clear old tags and relations for new entities too: on
-            // PostgreSQL two writers may both find an entity absent (there
-            // is no row to lock yet); the second then waits on the primary
-            // key, updates the row, and must not leave the first one's
-            // relations beside its own.
-            let replaced: Vec<&str> = changed.iter().map(|p| p.key.as_str()).collect();
             if !changed.is_empty() {
-                backend::write(conn, &changed, &replaced, &origin_text, at).await?;
+                backend::write(conn, &changed, &stored, &origin_text, at).await?;
             }
             outcomes
         });
@@ -883,6 +1131,7 @@ impl Store {
             let existing = backend::existing(conn, &keys).await?;
             let mut summary = SourceSyncSummary::default();
             let mut changed = Vec::new();
+            let mut stored = Vec::new();
             for p in &pending {
                 match existing.get(&p.key) {
                     Some(e) if e.origin != origin_text => {
@@ -891,6 +1140,7 @@ impl Store {
                     Some(e) if e.etag == p.etag => summary.unchanged += 1,
                     Some(_) => {
                         summary.updated += 1;
+                        stored.push(p.key.as_str());
                         changed.push(Prepared::new(p)?);
                     }
                     None => {
@@ -901,8 +1151,7 @@ impl Store {
             }
             let changed: Vec<&Prepared> = changed.iter().collect();
             if !changed.is_empty() {
-                let replaced: Vec<&str> = changed.iter().map(|p| p.key.as_str()).collect();
-                backend::write(conn, &changed, &replaced, &origin_text, at).await?;
+                backend::write(conn, &changed, &stored, &origin_text, at).await?;
             }
             let owned = backend::keys_of_origin(conn, &origin_text).await?;
             let orphans: Vec<&str> = owned
@@ -951,7 +1200,7 @@ impl Store {
                 }
                 _ => {}
             }
-            // Tags and declared relations go with the row (ON DELETE CASCADE).
+            // With its tags and declared relations.
             backend::delete(conn, &key).await?
         });
         Ok(deleted)

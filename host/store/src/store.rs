@@ -30,6 +30,10 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// but writers still queue.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The most page cache one SQLite connection keeps, in KiB (see
+/// `connect_sqlite`).
+pub const SQLITE_CACHE_KIB: u32 = 64 * 1024;
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -198,7 +202,16 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        // SQLite's default page cache is 2 MiB per connection. A batch
+        // write touches pages all over the catalog's indexes; with a cache
+        // smaller than them each insert re-reads pages it evicted a moment
+        // ago and spills dirty ones to the WAL before the commit. The
+        // cache only grows as pages are used, so a small catalog stays
+        // small.
+        .pragma("cache_size", format!("-{}", SQLITE_CACHE_KIB))
+        // Sorts and temporary indexes of big statements in memory.
+        .pragma("temp_store", "memory");
     let path = options.get_filename().to_owned();
     let unavailable = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Unavailable {
         backend: Backend::Sqlite,

@@ -26,6 +26,7 @@ portolan_store::both_backends!(
     relation_graph_is_bounded,
     an_upgraded_database_is_searchable_and_sortable,
     counts_follow_every_write,
+    a_catalog_written_before_0007_reads_and_changes_as_a_new_one,
 );
 
 async fn run<F, Fut>(db: TestDatabase, test: F)
@@ -257,6 +258,147 @@ fn model_facets(entities: &[Entity], kind: Option<&str>) -> BTreeMap<String, Vec
             (field, counts)
         })
         .collect()
+}
+
+/// Writes `entities` the way the store did up to migration 0005: every
+/// column, the body as JSON text, the lower-cased tags and each derived
+/// relation in both directions with its declaring entity. On SQLite that
+/// schema's triggers fill the search index and the value counts.
+async fn write_as_of_0005<'c, DB>(conn: &'c mut DB::Connection, entities: &[Entity], cast: &str)
+where
+    DB: sqlx::Database,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'e> &'e mut DB::Connection: sqlx::Executor<'e, Database = DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for e in entities {
+        let me = e.entity_ref();
+        let key = me.key();
+        let mut body = serde_json::to_value(e).unwrap();
+        body.as_object_mut().unwrap().remove("relations");
+        let relations = portolan_catalog::derive_relations(e);
+        let owner = relations
+            .iter()
+            .find(|r| r.kind == "ownedBy" && r.source == me)
+            .map(|r| r.target.key());
+        sqlx::query::<DB>(&format!(
+            "INSERT INTO entities (entity_ref, kind, namespace, name, kind_key, namespace_key, \
+             lifecycle, spec_type, name_key, owner_key, body, etag, origin, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11{cast}, $12, 'api', \
+             '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+        ))
+        .bind(key.clone())
+        .bind(e.kind.clone())
+        .bind(e.metadata.namespace.clone())
+        .bind(e.metadata.name.clone())
+        .bind(e.kind.to_lowercase())
+        .bind(e.metadata.namespace.to_lowercase())
+        .bind(e.spec_str("lifecycle").map(str::to_lowercase))
+        .bind(e.spec_str("type").map(str::to_lowercase))
+        .bind(e.metadata.name.to_lowercase())
+        .bind(owner)
+        .bind(body.to_string())
+        .bind(e.etag())
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let tags: std::collections::BTreeSet<String> =
+            e.metadata.tags.iter().map(|t| t.to_lowercase()).collect();
+        for tag in tags {
+            sqlx::query::<DB>("INSERT INTO entity_tags (entity_ref, tag) VALUES ($1, $2)")
+                .bind(key.clone())
+                .bind(tag)
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        for r in relations {
+            sqlx::query::<DB>(
+                "INSERT INTO entity_relations (origin_ref, source_key, type, target_key, \
+                 target_ref) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(key.clone())
+            .bind(r.source.key())
+            .bind(r.kind.to_owned())
+            .bind(r.target.key())
+            .bind(r.target.to_string())
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+/// What a user sees of a catalog: every entity with its relations, pages
+/// under filters and searches, facets and a relation graph, in a form two
+/// stores can be compared by (no timestamps).
+async fn everything_seen(store: &Store) -> Vec<String> {
+    let mut seen = Vec::new();
+    let all = store.list_entities(&query(|_| {})).await.unwrap();
+    for item in &all.items {
+        seen.push(format!("{} {} {:?}", item.etag, item.origin, item.entity));
+    }
+    let queries = [
+        query(|q| q.search = Some("pay".into())),
+        query(|q| q.search = Some("team".into())),
+        query(|q| q.search = Some("jane example".into())),
+        query(|q| q.search = Some("openapi shop".into())),
+        query(|q| q.search = Some("production".into())),
+        query(|q| q.search = Some("go".into())),
+        query(|q| {
+            q.kinds = strings(&["component"]);
+            q.lifecycles = strings(&["production"]);
+            q.sort = vec![sort("metadata.name")];
+        }),
+        query(|q| q.tags = strings(&["go"])),
+        query(|q| q.owners = vec![EntityRef::new("group", "default", "team-b")]),
+        query(|q| {
+            q.filters = vec![filter(
+                "relations.dependsOn",
+                &["component:default/billing"],
+            )]
+        }),
+        query(|q| q.filters = vec![filter("relations.ownerOf", &["component:default/web"])]),
+        query(|q| q.filters = vec![filter("relations.hasPart", &[])]),
+    ];
+    for q in queries {
+        let page = store.list_entities(&q).await.unwrap();
+        let keys: Vec<String> = page
+            .items
+            .iter()
+            .map(|s| s.entity.entity_ref().key())
+            .collect();
+        seen.push(format!("{q:?}: {} {keys:?}", page.total));
+    }
+    let fields: Vec<FieldPath> = [
+        "kind",
+        "metadata.namespace",
+        "spec.lifecycle",
+        "spec.type",
+        "relations.ownedBy",
+        "relations.ownerOf",
+        "relations.partOf",
+        "relations.hasPart",
+        "metadata.tags",
+    ]
+    .map(path)
+    .into();
+    for q in [query(|_| {}), query(|q| q.kinds = strings(&["component"]))] {
+        let facets = store.entity_facets(&q, &fields).await.unwrap();
+        seen.push(format!("facets {q:?}: {facets:?}"));
+    }
+    let graph = store
+        .relation_graph(&GraphQuery {
+            root: EntityRef::new("group", "default", "team-a"),
+            depth: 3,
+            direction: Direction::Both,
+            types: Vec::new(),
+        })
+        .await
+        .unwrap();
+    seen.push(format!("graph {graph:?}"));
+    seen
 }
 
 mod suite {
@@ -1255,6 +1397,119 @@ mod suite {
         );
         store.close().await;
         drop(dir);
+        db
+    }
+
+    pub async fn a_catalog_written_before_0007_reads_and_changes_as_a_new_one(
+        store: Store,
+        db: TestDatabase,
+    ) -> TestDatabase {
+        // A database at migration 0005 holding the catalog as that
+        // version's store wrote it, opened by today's store, beside a new
+        // database that today's store fills with the same catalog.
+        store.close().await;
+        let backend = store.backend();
+        db.drop_db().await;
+        let dir = tempfile::tempdir().unwrap();
+        let new_dir = tempfile::tempdir().unwrap();
+        let (db, new_db) = match backend {
+            portolan_store::Backend::Sqlite => (
+                TestDatabase::sqlite(dir.path()).await,
+                TestDatabase::sqlite(new_dir.path()).await,
+            ),
+            portolan_store::Backend::Postgres => (
+                TestDatabase::postgres().await,
+                TestDatabase::postgres().await,
+            ),
+        };
+        let folder = match backend {
+            portolan_store::Backend::Sqlite => "sqlite",
+            portolan_store::Backend::Postgres => "postgres",
+        };
+        let migrations =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("migrations/{folder}"));
+        let mut old = sqlx::migrate::Migrator::new(migrations).await.unwrap();
+        old.migrations = old
+            .migrations
+            .iter()
+            .filter(|m| m.version <= 5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        let mut before = catalog();
+        // A relation whose target spells a name in another case, and a
+        // component that depends on itself: both rows of a pair meet.
+        before.push(component(
+            "loop",
+            json!({"dependsOn": ["component:default/LOOP", "component:default/Billing"]}),
+            json!({"tags": ["go"]}),
+        ));
+        match backend {
+            portolan_store::Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url))
+                    .await
+                    .unwrap();
+                old.run(&pool).await.unwrap();
+                let mut conn = pool.acquire().await.unwrap();
+                write_as_of_0005::<sqlx::Sqlite>(&mut conn, &before, "").await;
+                drop(conn);
+                pool.close().await;
+            }
+            portolan_store::Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+                old.run(&pool).await.unwrap();
+                let mut conn = pool.acquire().await.unwrap();
+                write_as_of_0005::<sqlx::Postgres>(&mut conn, &before, "::jsonb").await;
+                drop(conn);
+                pool.close().await;
+            }
+        }
+        let upgraded = Store::connect(&db.url).await.unwrap();
+        let new = Store::connect(&new_db.url).await.unwrap();
+        new.put_entities(&before, &Origin::Api).await.unwrap();
+        let seen = everything_seen(&new).await;
+        assert_eq!(everything_seen(&upgraded).await, seen, "as loaded");
+        assert!(seen.len() > 10);
+
+        // The same changes on both: an update that changes owner, tags and
+        // relations, a delete, and a source's entities coming and going.
+        for store in [&upgraded, &new] {
+            let billing = component(
+                "billing",
+                json!({"owner": "team-a", "dependsOn": ["component:web"]}),
+                json!({"tags": ["rust"]}),
+            );
+            store.put_entities(&[billing], &Origin::Api).await.unwrap();
+            store
+                .delete_entity(
+                    &EntityRef::new("component", "default", "payments-service"),
+                    None,
+                )
+                .await
+                .unwrap();
+            store
+                .delete_entity(&EntityRef::new("component", "default", "loop"), None)
+                .await
+                .unwrap();
+            let synced = component(
+                "synced",
+                json!({"owner": "team-b", "dependsOn": ["component:billing"]}),
+                json!({"tags": ["go"]}),
+            );
+            store
+                .sync_source("files", &[synced], &HashSet::new())
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            everything_seen(&upgraded).await,
+            everything_seen(&new).await,
+            "after the same changes"
+        );
+        upgraded.close().await;
+        new.close().await;
+        new_db.drop_db().await;
+        drop((dir, new_dir));
         db
     }
 }
