@@ -406,21 +406,98 @@ async fn batch(
     })))
 }
 
-/// Validates every document; returns the entities, or every bad one with
-/// its problems (invalid content, or the same entity twice).
-fn validate_batch(docs: Vec<Document>) -> (Vec<Entity>, Vec<EntityProblems>) {
-    let mut entities = Vec::with_capacity(docs.len());
-    let mut bad = Vec::new();
-    let mut first_seen = std::collections::HashMap::new();
-    for (index, doc) in docs.into_iter().enumerate() {
-        let rough = rough_ref(&doc.value).map(|r| r.to_string());
-        match Entity::from_value(doc.value) {
+/// Documents one validation thread takes at least: below this, starting a
+/// thread costs more than it saves.
+const MIN_DOCUMENTS_PER_THREAD: usize = 500;
+
+/// Most threads one batch validates on.
+const MAX_VALIDATION_THREADS: usize = 8;
+
+/// One document after validation, with what the batch's answer needs.
+struct Checked {
+    index: usize,
+    document: usize,
+    /// The entity's key, or, when it is invalid, its reference as far as
+    /// it can be read.
+    entity: Result<(Entity, String), (Option<String>, portolan_catalog::InvalidEntity)>,
+}
+
+fn check_document(index: usize, doc: Document) -> Checked {
+    let rough = rough_ref(&doc.value);
+    Checked {
+        index,
+        document: doc.document,
+        entity: match Entity::from_value(doc.value) {
             Ok(entity) => {
                 let key = entity.entity_ref().key();
+                Ok((entity, key))
+            }
+            Err(e) => Err((rough.map(|r| r.to_string()), e)),
+        },
+    }
+}
+
+/// Validates every document; returns the entities, or every bad one with
+/// its problems (invalid content, or the same entity twice).
+///
+/// Validation is CPU work per document, the bulk of a batch's time outside
+/// the database: the documents are split over the cores, in order, and the
+/// results put back in order to look for repeats.
+fn validate_batch(docs: Vec<Document>) -> (Vec<Entity>, Vec<EntityProblems>) {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_VALIDATION_THREADS)
+        .min(docs.len().div_ceil(MIN_DOCUMENTS_PER_THREAD).max(1));
+    let per_thread = docs.len().div_ceil(threads).max(1);
+    let mut parts: Vec<Vec<(usize, Document)>> = Vec::with_capacity(threads);
+    for (index, doc) in docs.into_iter().enumerate() {
+        if index % per_thread == 0 {
+            parts.push(Vec::with_capacity(per_thread));
+        }
+        parts
+            .last_mut()
+            .expect("a part was just pushed")
+            .push((index, doc));
+    }
+    let check_part = |part: Vec<(usize, Document)>| -> Vec<Checked> {
+        part.into_iter()
+            .map(|(index, doc)| check_document(index, doc))
+            .collect()
+    };
+    let checked: Vec<Vec<Checked>> = if parts.len() <= 1 {
+        parts.into_iter().map(check_part).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = parts
+                .into_iter()
+                .map(|part| scope.spawn(move || check_part(part)))
+                .collect();
+            running
+                .into_iter()
+                .map(|thread| {
+                    thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    };
+
+    let mut entities = Vec::with_capacity(checked.iter().map(Vec::len).sum());
+    let mut bad = Vec::new();
+    let mut first_seen = std::collections::HashMap::new();
+    for Checked {
+        index,
+        document,
+        entity,
+    } in checked.into_iter().flatten()
+    {
+        match entity {
+            Ok((entity, key)) => {
                 if let Some(earlier) = first_seen.insert(key, index) {
                     bad.push(EntityProblems {
                         index,
-                        document: doc.document,
+                        document,
                         entity_ref: Some(entity.entity_ref().to_string()),
                         errors: vec![FieldError {
                             field: "/metadata/name".into(),
@@ -432,9 +509,9 @@ fn validate_batch(docs: Vec<Document>) -> (Vec<Entity>, Vec<EntityProblems>) {
                 }
                 entities.push(entity);
             }
-            Err(e) => bad.push(EntityProblems {
+            Err((rough, e)) => bad.push(EntityProblems {
                 index,
-                document: doc.document,
+                document,
                 entity_ref: rough,
                 errors: problems_of(e),
             }),
