@@ -102,50 +102,71 @@ impl Entity {
     /// relations and computed metadata, in a canonical form (object keys
     /// sorted, no whitespace), so it changes exactly when the content does.
     pub fn etag(&self) -> String {
+        etag_of(&self.body())
+    }
+
+    /// The entity as JSON without its relations: what the store keeps.
+    pub fn body(&self) -> Value {
         let mut value = serde_json::to_value(self).expect("an entity always serialises");
         if let Some(obj) = value.as_object_mut() {
             obj.remove("relations");
-            if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                for key in COMPUTED_METADATA {
-                    meta.remove(*key);
-                }
+        }
+        value
+    }
+}
+
+/// [`Entity::etag`] of an entity's [`Entity::body`], for callers that have
+/// the body already.
+pub fn etag_of(body: &Value) -> String {
+    let computed = body
+        .get("metadata")
+        .and_then(Value::as_object)
+        .is_some_and(|meta| COMPUTED_METADATA.iter().any(|key| meta.contains_key(*key)));
+    let mut canonical = Vec::with_capacity(1024);
+    if computed {
+        let mut value = body.clone();
+        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            for key in COMPUTED_METADATA {
+                meta.remove(*key);
             }
         }
-        let mut canonical = String::new();
         write_canonical(&value, &mut canonical);
-        hex::encode(&Sha256::digest(canonical.as_bytes())[..16])
+    } else {
+        write_canonical(body, &mut canonical);
     }
+    hex::encode(&Sha256::digest(&canonical)[..16])
 }
 
 /// JSON with object keys sorted at every level, whatever map type
 /// serde_json was built with (another crate may turn on `preserve_order`).
-fn write_canonical(value: &Value, out: &mut String) {
+/// Keys and scalars are written by serde_json itself, straight into `out`.
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
+                serde_json::to_writer(&mut *out, key).expect("a string always serialises");
+                out.push(b':');
+                write_canonical(item, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("a scalar always serialises"),
     }
 }
 
@@ -179,6 +200,18 @@ mod tests {
             "spec": {"b": 2, "a": {"d": 2, "c": 3}}
         }));
         assert_ne!(a.etag(), c.etag());
+    }
+
+    #[test]
+    fn etag_is_pinned() {
+        // Stored etags must not change when the code computing them does:
+        // a client's If-Match and a source's unchanged resync rely on them.
+        let e = entity(json!({
+            "apiVersion": "v1", "kind": "Thing",
+            "metadata": {"name": "a", "tags": ["x"], "description": "quote \" and \u{e9}"},
+            "spec": {"n": 1.5, "b": true, "z": null, "list": [1, "two", {"k": "v"}]}
+        }));
+        assert_eq!(e.etag(), "78a5d41e259dab52e5cc6f3fab0632b2");
     }
 
     #[test]
