@@ -18,6 +18,7 @@ cat <<EOT
 
   Portolan is starting on http://${PORTOLAN_LISTEN:-127.0.0.1:7700}
   Plugins folder: $ROOT/target/plugins (drop a .wasm here to install it)
+  Scorecards:     $ROOT/examples/scorecards (YAML files, applied when they change)
   Admin token:    $(cat "$DATA_DIR/admin-token")   (saved in $DATA_DIR/admin-token)
 
   Try:  curl -H "Authorization: Bearer \$(cat $DATA_DIR/admin-token)" http://${PORTOLAN_LISTEN:-127.0.0.1:7700}/api/v1/plugins
@@ -26,4 +27,5 @@ EOT
 exec target/release/portolan serve \
   --data-dir "$DATA_DIR" \
   --plugins-dir "$ROOT/target/plugins" \
+  --scorecards-dir "${PORTOLAN_SCORECARDS_DIR:-$ROOT/examples/scorecards}" \
   --listen "${PORTOLAN_LISTEN:-127.0.0.1:7700}"

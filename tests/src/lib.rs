@@ -70,6 +70,8 @@ pub struct Options {
     pub secrets: HashMap<String, String>,
     /// Meter fuel (instruction budgets) in the engine.
     pub fuel: bool,
+    /// A folder of scorecard files.
+    pub scorecards_dir: Option<PathBuf>,
 }
 
 impl TestServer {
@@ -91,6 +93,10 @@ impl TestServer {
                 max_concurrent_calls: 16,
             },
             secrets: opts.secrets,
+            scorecards: portolan::config::ScorecardSettings {
+                dir: opts.scorecards_dir,
+                ..Default::default()
+            },
         };
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();

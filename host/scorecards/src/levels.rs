@@ -23,12 +23,15 @@ pub enum Outcome {
     Error,
     /// Covered by an exemption in force: counts as a pass.
     Exempt,
+    /// The rule does not apply to the entity: it does not hold the entity
+    /// back.
+    Skip,
 }
 
 impl Outcome {
     /// Whether the outcome lets the entity through its rule's level.
     pub fn passes(self) -> bool {
-        matches!(self, Outcome::Pass | Outcome::Exempt)
+        matches!(self, Outcome::Pass | Outcome::Exempt | Outcome::Skip)
     }
 
     /// The outcome once exemptions are considered: a rule that does not
@@ -51,6 +54,7 @@ impl From<Outcome> for ResultStatus {
             Outcome::Fail => ResultStatus::Fail,
             Outcome::Error => ResultStatus::Error,
             Outcome::Exempt => ResultStatus::Exempt,
+            Outcome::Skip => ResultStatus::Skip,
         }
     }
 }
@@ -62,6 +66,7 @@ impl From<ResultStatus> for Outcome {
             ResultStatus::Fail => Outcome::Fail,
             ResultStatus::Error => Outcome::Error,
             ResultStatus::Exempt => Outcome::Exempt,
+            ResultStatus::Skip => Outcome::Skip,
         }
     }
 }

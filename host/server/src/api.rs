@@ -27,7 +27,8 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .merge(crate::entities::routes())
-        .merge(crate::sources::routes());
+        .merge(crate::sources::routes())
+        .merge(crate::scorecards::routes());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

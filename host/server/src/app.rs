@@ -22,6 +22,10 @@ pub struct AppState {
     pub started: Instant,
     /// Wakes this replica's sync workers when a sync is queued here.
     pub sync_wake: Arc<crate::sync::Wake>,
+    /// Wakes this replica's scorecard evaluation workers.
+    pub evaluation_wake: Arc<crate::sync::Wake>,
+    /// Which scorecards the scorecard files define.
+    pub file_scorecards: Arc<crate::scorecards::FileScorecards>,
 }
 
 /// Builds the runtime settings from the portal's configuration.
@@ -65,6 +69,8 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         metrics: Arc::new(Metrics::default()),
         started: Instant::now(),
         sync_wake: Arc::default(),
+        evaluation_wake: Arc::default(),
+        file_scorecards: Arc::default(),
     })
 }
 
@@ -91,7 +97,8 @@ pub async fn serve(
     let watcher = registry.spawn_watcher(async move {
         let _ = rx.wait_for(|s| *s).await;
     });
-    let syncs = crate::sync::spawn(state.clone(), stop_rx);
+    let syncs = crate::sync::spawn(state.clone(), stop_rx.clone());
+    let evaluations = crate::evaluate::spawn(state.clone(), stop_rx);
     // The first scan runs beside the server so that it answers (and
     // `/readyz` says "scanning") while large plugins compile.
     let first = registry.clone();
@@ -110,6 +117,7 @@ pub async fn serve(
         .context("serving HTTP")?;
     let _ = watcher.await;
     let _ = syncs.await;
+    let _ = evaluations.await;
     store.close().await;
     tracing::info!("portolan stopped");
     Ok(())

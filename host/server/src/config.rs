@@ -33,6 +33,31 @@ pub struct Config {
     pub runtime: RuntimeSettings,
     /// Secrets for plugins, by name, from `PORTOLAN_SECRET_*`.
     pub secrets: HashMap<String, String>,
+    /// Scorecard settings.
+    pub scorecards: ScorecardSettings,
+}
+
+/// `[scorecards]` settings.
+#[derive(Debug, Clone)]
+pub struct ScorecardSettings {
+    /// A folder of scorecard definitions (YAML or JSON), applied on start
+    /// and whenever they change; `None` for none.
+    pub dir: Option<PathBuf>,
+    /// How often every scorecard is evaluated in full, besides the
+    /// evaluations of changed entities.
+    pub every: std::time::Duration,
+    /// Whether badges are readable without a token (for READMEs).
+    pub public_badges: bool,
+}
+
+impl Default for ScorecardSettings {
+    fn default() -> ScorecardSettings {
+        ScorecardSettings {
+            dir: None,
+            every: std::time::Duration::from_secs(6 * 3600),
+            public_badges: false,
+        }
+    }
 }
 
 /// `[runtime]` settings.
@@ -59,6 +84,17 @@ pub struct FileConfig {
     pub anonymous_read: Option<bool>,
     #[serde(default)]
     pub runtime: FileRuntime,
+    #[serde(default)]
+    pub scorecards: FileScorecards,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileScorecards {
+    pub dir: Option<PathBuf>,
+    /// A duration such as `6h` or `30m`.
+    pub every: Option<String>,
+    pub public_badges: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +133,9 @@ pub struct ServeOverrides {
     /// Let GET requests through without a token.
     #[arg(long, env = "PORTOLAN_ANONYMOUS_READ")]
     pub anonymous_read: Option<bool>,
+    /// Folder of scorecard definitions [default: DATA_DIR/scorecards].
+    #[arg(long, env = "PORTOLAN_SCORECARDS_DIR")]
+    pub scorecards_dir: Option<PathBuf>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -181,6 +220,33 @@ impl Config {
             problems.push("runtime.max_concurrent_calls: must be between 1 and 1000".to_owned());
         }
 
+        let sc = file.scorecards;
+        let every = match sc.every.as_deref() {
+            None => ScorecardSettings::default().every,
+            Some(text) => match portolan_runtime::schedule::parse_duration(text) {
+                Ok(d) if d >= std::time::Duration::from_secs(60) => d,
+                Ok(_) => {
+                    problems.push(format!("scorecards.every = {text:?}: must be at least 1m"));
+                    ScorecardSettings::default().every
+                }
+                Err(e) => {
+                    problems.push(format!("scorecards.every = {text:?}: {e}"));
+                    ScorecardSettings::default().every
+                }
+            },
+        };
+        let scorecards = ScorecardSettings {
+            dir: Some(
+                serve
+                    .scorecards_dir
+                    .clone()
+                    .or(sc.dir)
+                    .unwrap_or_else(|| data_dir.join("scorecards")),
+            ),
+            every,
+            public_badges: sc.public_badges.unwrap_or(false),
+        };
+
         let secrets = env
             .iter()
             .filter_map(|(k, v)| {
@@ -207,6 +273,7 @@ impl Config {
                 .unwrap_or(false),
             runtime,
             secrets,
+            scorecards,
         })
     }
 }

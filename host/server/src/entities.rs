@@ -300,6 +300,10 @@ async fn put_one(
         .put_entity(&entity, &Origin::Api, expected.as_ref())
         .await
         .map_err(write_error)?;
+    if outcome != WriteOutcome::Unchanged {
+        crate::evaluate::catalog_changed(&state, vec![stored.entity.entity_ref().key()], false)
+            .await;
+    }
     let status = match outcome {
         WriteOutcome::Created => StatusCode::CREATED,
         WriteOutcome::Updated | WriteOutcome::Unchanged => StatusCode::OK,
@@ -351,6 +355,7 @@ async fn delete_one(
         .await
         .map_err(write_error)?
     {
+        crate::evaluate::catalog_changed(&state, vec![wanted.key()], false).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("no entity {wanted}")))
@@ -398,6 +403,10 @@ async fn batch(
         .put_entities(&entities, &Origin::Api)
         .await
         .map_err(write_error)?;
+    if summary.added + summary.updated > 0 {
+        let refs = entities.iter().map(|e| e.entity_ref().key()).collect();
+        crate::evaluate::catalog_changed(&state, refs, false).await;
+    }
     Ok(Json(json!({
         "total": entities.len(),
         "added": summary.added,

@@ -13,6 +13,12 @@
 //!   sync history with counts, progress and problems.
 //! - [`sync`]: the scheduler and workers that run source syncs through the
 //!   store's durable queue, one replica per sync.
+//! - [`scorecards`]: scorecards (`/api/v1/scorecards`, the entity pages'
+//!   `/scorecards` views and badges): definitions from the API and files,
+//!   exemptions, evaluations, results.
+//! - [`evaluate`]: the scheduler and workers that evaluate scorecards
+//!   through the durable queue; [`checks`] is its bridge to the check
+//!   plugins and [`schema`] validates rule parameters against their schemas.
 //! - [`error`]: the API's error type (`application/problem+json`) and the
 //!   extractors that turn malformed input into it.
 //! - [`auth`]: bearer tokens with roles.
@@ -24,11 +30,15 @@ pub mod api;
 pub mod app;
 pub mod apply;
 pub mod auth;
+pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod entities;
 pub mod error;
+pub mod evaluate;
 pub mod metrics;
 pub mod openapi;
+pub mod schema;
+pub mod scorecards;
 pub mod sources;
 pub mod sync;

@@ -31,6 +31,34 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("/api/v1/sources/{id}/sync", "post"),
     ("/api/v1/sources/{id}/syncs", "get"),
     ("/api/v1/sources/{id}/syncs/{syncId}", "get"),
+    ("/api/v1/checks", "get"),
+    ("/api/v1/scorecards", "get"),
+    ("/api/v1/scorecards/{id}", "get"),
+    ("/api/v1/scorecards/{id}", "put"),
+    ("/api/v1/scorecards/{id}", "delete"),
+    ("/api/v1/scorecards/{id}/evaluate", "post"),
+    ("/api/v1/scorecards/{id}/evaluations", "get"),
+    ("/api/v1/scorecards/{id}/evaluations/{evaluationId}", "get"),
+    ("/api/v1/scorecards/{id}/results", "get"),
+    ("/api/v1/scorecards/{id}/entities", "get"),
+    ("/api/v1/scorecards/{id}/exemptions", "get"),
+    ("/api/v1/scorecards/{id}/exemptions", "post"),
+    (
+        "/api/v1/scorecards/{id}/exemptions/{ruleId}/{kind}/{namespace}/{name}",
+        "delete",
+    ),
+    (
+        "/api/v1/entities/{kind}/{namespace}/{name}/scorecards",
+        "get",
+    ),
+    (
+        "/api/v1/entities/{kind}/{namespace}/{name}/scorecards/{id}/history",
+        "get",
+    ),
+    (
+        "/api/v1/entities/{kind}/{namespace}/{name}/scorecards/{id}/badge.svg",
+        "get",
+    ),
 ];
 
 fn problem_responses(codes: &[&str]) -> Value {
@@ -270,6 +298,7 @@ pub fn document() -> Value {
     });
     add_sources(&mut doc);
     add_catalog_queries(&mut doc);
+    add_scorecards(&mut doc);
     doc
 }
 
@@ -461,6 +490,125 @@ fn add_catalog_queries(doc: &mut Value) {
                 "source": {"type": "string"}, "type": {"type": "string", "examples": ["ownedBy"]}, "target": {"type": "string"}
             }}},
             "truncated": {"type": "boolean"}
+        }}
+    });
+    merge_into(doc, "paths", paths);
+    if let Some(components) = doc.get_mut("components") {
+        merge_into(components, "schemas", schemas);
+    }
+}
+
+fn add_scorecards(doc: &mut Value) {
+    let json_ok = |desc: &str, schema: Value| json!({"description": desc, "content": {"application/json": {"schema": schema}}});
+    let id = json!({"name": "id", "in": "path", "required": true, "description": "The scorecard's id", "schema": {"type": "string"}});
+    let entity = [
+        json!({"name": "kind", "in": "path", "required": true, "schema": {"type": "string"}}),
+        json!({"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}}),
+        json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}),
+    ];
+    let page = [
+        json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}}),
+        json!({"name": "cursor", "in": "query", "description": "nextCursor of the previous page", "schema": {"type": "string"}}),
+    ];
+    let object = json!({"type": "object"});
+    let paths = json!({
+        "/api/v1/checks": {"get": {
+            "summary": "Every check the loaded scorecard-check plugins offer, with its parameters schema; rules name them as `plugin/check`",
+            "responses": with(problem_responses(&["401"]), "200", json_ok("Checks", object.clone()))
+        }},
+        "/api/v1/scorecards": {"get": {
+            "summary": "Every scorecard with its level distribution, and the scorecard files that were refused",
+            "responses": with(problem_responses(&["401"]), "200", json_ok("Scorecards", object.clone()))
+        }},
+        "/api/v1/scorecards/{id}": {
+            "get": {"summary": "One scorecard's definition and its last full evaluation", "parameters": [id],
+                "responses": with(problem_responses(&["401", "404"]), "200", json_ok("The scorecard", json!({"$ref": "#/components/schemas/Scorecard"})))},
+            "put": {"summary": "Create (201) or replace (200) a scorecard (admin); every problem is reported at its JSON pointer, including unknown checks and parameters that break the check's schema. Queues a full evaluation",
+                "parameters": [id],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Scorecard"}}}},
+                "responses": with(problem_responses(&["400", "401", "403", "409", "415", "422"]), "200", json_ok("Replaced", json!({"$ref": "#/components/schemas/Scorecard"})))},
+            "delete": {"summary": "Delete a scorecard with its results, history and exemptions (admin)", "parameters": [id],
+                "responses": with(problem_responses(&["401", "403", "404", "409"]), "204", json!({"description": "Deleted"}))}
+        },
+        "/api/v1/scorecards/{id}/evaluate": {"post": {
+            "summary": "Queue an evaluation now (member): of every covered entity, or of one with {\"entity\": \"kind:namespace/name\"}",
+            "parameters": [id],
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"entity": {"type": "string"}}}}}},
+            "responses": with(problem_responses(&["401", "403", "404", "422"]), "202",
+                json!({"description": "Queued; Location names the evaluation", "headers": {"Location": {"schema": {"type": "string"}}},
+                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Evaluation"}}}}))
+        }},
+        "/api/v1/scorecards/{id}/evaluations": {"get": {
+            "summary": "Evaluations of a scorecard, newest first", "parameters": [id, page[0], page[1]],
+            "responses": with(problem_responses(&["401", "404", "422"]), "200", json_ok("Evaluations", object.clone()))
+        }},
+        "/api/v1/scorecards/{id}/evaluations/{evaluationId}": {"get": {
+            "summary": "One evaluation: scope, trigger, status, progress, counts, problems",
+            "parameters": [id, {"name": "evaluationId", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": with(problem_responses(&["401", "404"]), "200", json_ok("The evaluation", json!({"$ref": "#/components/schemas/Evaluation"})))
+        }},
+        "/api/v1/scorecards/{id}/results": {"get": {
+            "summary": "Entities per level, and each rule's counts per status and pass rate",
+            "parameters": [id],
+            "responses": with(problem_responses(&["401", "404"]), "200", json_ok("Results", object.clone()))
+        }},
+        "/api/v1/scorecards/{id}/entities": {"get": {
+            "summary": "The evaluated entities with their level, failing rules and next level, by reference",
+            "parameters": [id, page[0], page[1]],
+            "responses": with(problem_responses(&["401", "404", "422"]), "200", json_ok("Entities", object.clone()))
+        }},
+        "/api/v1/scorecards/{id}/exemptions": {
+            "get": {"summary": "A scorecard's exemptions, expired ones included", "parameters": [id],
+                "responses": with(problem_responses(&["401", "404"]), "200", json_ok("Exemptions", object.clone()))},
+            "post": {"summary": "Exempt one entity from one rule until a time, with a reason (admin); the entity is re-evaluated",
+                "parameters": [id],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+                    "required": ["entityRef", "ruleId", "reason", "expiresAt"], "properties": {
+                        "entityRef": {"type": "string"}, "ruleId": {"type": "string"},
+                        "reason": {"type": "string"}, "expiresAt": {"type": "string", "format": "date-time"}}}}}},
+                "responses": with(problem_responses(&["400", "401", "403", "404", "415", "422"]), "201", json_ok("The exemption", object.clone()))}
+        },
+        "/api/v1/scorecards/{id}/exemptions/{ruleId}/{kind}/{namespace}/{name}": {"delete": {
+            "summary": "Revoke an exemption (admin)",
+            "parameters": [id, {"name": "ruleId", "in": "path", "required": true, "schema": {"type": "string"}}, entity[0], entity[1], entity[2]],
+            "responses": with(problem_responses(&["401", "403", "404"]), "204", json!({"description": "Revoked"}))
+        }},
+        "/api/v1/entities/{kind}/{namespace}/{name}/scorecards": {"get": {
+            "summary": "The entity's level on every scorecard that covers it, its failing rules with their messages, and the rules between it and the next level",
+            "parameters": [entity[0], entity[1], entity[2]],
+            "responses": with(problem_responses(&["401", "404"]), "200", json_ok("Standings", object.clone()))
+        }},
+        "/api/v1/entities/{kind}/{namespace}/{name}/scorecards/{id}/history": {"get": {
+            "summary": "The entity's level on a scorecard over time, oldest first",
+            "parameters": [entity[0], entity[1], entity[2], id],
+            "responses": with(problem_responses(&["401", "404"]), "200", json_ok("History", object.clone()))
+        }},
+        "/api/v1/entities/{kind}/{namespace}/{name}/scorecards/{id}/badge.svg": {"get": {
+            "summary": "An SVG badge of the entity's level, for READMEs; readable without a token when `[scorecards] public_badges = true`",
+            "parameters": [entity[0], entity[1], entity[2], id],
+            "responses": with(problem_responses(&["401", "404"]), "200", json!({"description": "The badge", "content": {"image/svg+xml": {}}}))
+        }}
+    });
+    let schemas = json!({
+        "Scorecard": {"type": "object", "required": ["title", "rules"], "properties": {
+            "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
+            "filter": {"type": "object", "description": "Which entities it covers: kinds, types, tags, lifecycles, namespaces, owners, fields {path: value}"},
+            "levels": {"type": "array", "items": {"type": "string"}, "description": "Lowest first; default Basic, Bronze, Silver, Gold"},
+            "rules": {"type": "array", "items": {"type": "object", "required": ["id", "title", "level", "check"], "properties": {
+                "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
+                "level": {"type": "string"}, "check": {"type": "string", "description": "plugin/check"},
+                "parameters": {"type": "object"}}}}
+        }},
+        "Evaluation": {"type": "object", "required": ["id", "scorecard", "scope", "trigger", "status"], "properties": {
+            "id": {"type": "string"}, "scorecard": {"type": "string"},
+            "scope": {"type": "string", "enum": ["all", "entities"]},
+            "entityCount": {"type": ["integer", "null"]},
+            "trigger": {"type": "string", "enum": ["created", "changed", "schedule", "catalog-change", "manual"]},
+            "actor": {"type": ["string", "null"]},
+            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+            "counts": {"type": ["object", "null"]},
+            "problems": {"type": "array"},
+            "error": {"type": ["object", "null"]}
         }}
     });
     merge_into(doc, "paths", paths);

@@ -75,6 +75,11 @@ impl Wake {
     pub fn notify(&self) {
         self.0.notify_waiters();
     }
+
+    /// Resolves at the next [`notify`](Self::notify).
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.0.notified()
+    }
 }
 
 /// The revision of a loaded plugin: a hash of the component and of what
@@ -151,7 +156,7 @@ pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
 /// A name for this process's workers, unique across replicas: host name,
 /// process id and the start time's low bits (containers restart with the
 /// same host name and pid).
-fn replica_id() -> String {
+pub(crate) fn replica_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "host".to_owned());
@@ -552,6 +557,10 @@ async fn collect_and_apply(
             "entity": entity,
             "errors": [{"field": "/", "message": format!("belongs to {owner}; left unchanged")}],
         }));
+    }
+    if summary.added + summary.updated + summary.removed > 0 {
+        let refs = entities.iter().map(|e| e.entity_ref().key()).collect();
+        crate::evaluate::catalog_changed(state, refs, summary.removed > 0).await;
     }
     let counts = Counts {
         added: summary.added,

@@ -66,6 +66,9 @@ pub enum ResultStatus {
     Error,
     /// Not passing, but an exemption in force covers it.
     Exempt,
+    /// The rule does not apply to the entity (the check said so, or the
+    /// check does not look at entities of its kind).
+    Skip,
 }
 
 impl ResultStatus {
@@ -75,6 +78,7 @@ impl ResultStatus {
             ResultStatus::Fail => "fail",
             ResultStatus::Error => "error",
             ResultStatus::Exempt => "exempt",
+            ResultStatus::Skip => "skip",
         }
     }
 }
@@ -94,6 +98,7 @@ impl FromStr for ResultStatus {
             "fail" => ResultStatus::Fail,
             "error" => ResultStatus::Error,
             "exempt" => ResultStatus::Exempt,
+            "skip" => ResultStatus::Skip,
             other => return Err(format!("unknown result status {other:?}")),
         })
     }
@@ -166,6 +171,7 @@ pub struct StatusCounts {
     pub fail: u64,
     pub error: u64,
     pub exempt: u64,
+    pub skip: u64,
 }
 
 impl StatusCounts {
@@ -175,12 +181,20 @@ impl StatusCounts {
             ResultStatus::Fail => self.fail += count,
             ResultStatus::Error => self.error += count,
             ResultStatus::Exempt => self.exempt += count,
+            ResultStatus::Skip => self.skip += count,
         }
     }
 
     /// Entities with a result for the rule.
     pub fn total(&self) -> u64 {
-        self.pass + self.fail + self.error + self.exempt
+        self.pass + self.fail + self.error + self.exempt + self.skip
+    }
+
+    /// The share of entities the rule applies to that get through it
+    /// (passing or exempt), or `None` when it applies to none.
+    pub fn pass_rate(&self) -> Option<f64> {
+        let applicable = self.pass + self.fail + self.error + self.exempt;
+        (applicable > 0).then(|| (self.pass + self.exempt) as f64 / applicable as f64)
     }
 }
 
@@ -938,6 +952,132 @@ impl Store {
         assemble(levels, results)
     }
 
+    /// Marks these entities' scorecard results as out of date, for the
+    /// scheduler to queue their re-evaluation ([`Store::take_stale_entities`]).
+    /// Marking an entity already marked keeps its first time.
+    pub async fn mark_entities_stale(&self, entity_refs: &[String]) -> Result<(), StoreError> {
+        if entity_refs.is_empty() {
+            return Ok(());
+        }
+        let at = Utc::now().timestamp_millis();
+        let mut keys: Vec<String> = entity_refs.iter().map(|r| r.to_lowercase()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        on_pool!(&self.pool, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                let mut qb = QueryBuilder::new(
+                    "INSERT INTO scorecard_stale_entities (entity_ref, since) ",
+                );
+                qb.push_values(chunk, |mut b, key| {
+                    b.push_bind(key.as_str()).push_bind(at);
+                });
+                qb.push(" ON CONFLICT (entity_ref) DO NOTHING");
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// How many entities wait for re-evaluation.
+    pub async fn count_stale_entities(&self) -> Result<u64, StoreError> {
+        let n: i64 = on_pool!(&self.pool, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM scorecard_stale_entities")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(n.max(0) as u64)
+    }
+
+    /// Takes up to `limit` entities marked stale, oldest first, and unmarks
+    /// them, in one transaction: two replicas never take the same entity.
+    pub async fn take_stale_entities(&self, limit: u32) -> Result<Vec<String>, StoreError> {
+        let limit = i64::from(limit.max(1));
+        let keys: Vec<String> = match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let keys: Vec<String> = sqlx::query_scalar(
+                    "SELECT entity_ref FROM scorecard_stale_entities ORDER BY since, entity_ref LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<sqlx::Sqlite>::new(
+                        "DELETE FROM scorecard_stale_entities WHERE entity_ref IN (",
+                    );
+                    let mut list = qb.separated(", ");
+                    for key in chunk {
+                        list.push_bind(key.as_str());
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                keys
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "DELETE FROM scorecard_stale_entities WHERE entity_ref IN ( \
+                     SELECT entity_ref FROM scorecard_stale_entities ORDER BY since, entity_ref \
+                     LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING entity_ref",
+                )
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        Ok(keys)
+    }
+
+    /// Forgets every stale mark: for when a full evaluation of every
+    /// scorecard is queued instead.
+    pub async fn clear_stale_entities(&self) -> Result<(), StoreError> {
+        on_pool!(&self.pool, pool => {
+            sqlx::query("DELETE FROM scorecard_stale_entities").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// The entities that have a current level on a scorecard, by reference.
+    pub async fn scorecard_entity_refs(
+        &self,
+        scorecard_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let refs: Vec<String> = on_pool!(&self.pool, pool => {
+            sqlx::query_scalar(
+                "SELECT entity_ref FROM scorecard_levels \
+                 WHERE scorecard_id = $1 AND until_at IS NULL ORDER BY entity_ref",
+            )
+            .bind(scorecard_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(refs)
+    }
+
+    /// Exemptions of any scorecard that expired in `(after, until]`: their
+    /// entities need re-evaluating.
+    pub async fn exemptions_expired_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<ScorecardExemption>, StoreError> {
+        let sql = format!(
+            "SELECT {EXEMPTION_COLUMNS} FROM scorecard_exemptions \
+             WHERE expires_at > $1 AND expires_at <= $2 ORDER BY expires_at"
+        );
+        let rows: Vec<ExemptionRow> = on_pool!(&self.pool, pool => {
+            sqlx::query_as(&sql)
+                .bind(millis(after))
+                .bind(millis(until))
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(ScorecardExemption::from).collect())
+    }
+
     /// An entity's level history on one scorecard, oldest first.
     pub async fn scorecard_level_history(
         &self,
@@ -977,6 +1117,7 @@ mod tests {
             ResultStatus::Fail,
             ResultStatus::Error,
             ResultStatus::Exempt,
+            ResultStatus::Skip,
         ] {
             assert_eq!(status.as_str().parse::<ResultStatus>(), Ok(status));
             assert_eq!(

@@ -20,6 +20,7 @@ pub fn config(dir: &Path, database_url: String) -> Config {
             max_concurrent_calls: 4,
         },
         secrets: Default::default(),
+        scorecards: Default::default(),
     }
 }
 
