@@ -25,9 +25,13 @@ async fn evaluate(
     params: serde_json::Value,
 ) -> CallReport<Vec<portolan_runtime::model::CheckOutcome>> {
     let plugin = plugin.clone();
-    tokio::task::spawn_blocking(move || plugin.evaluate(&params, &[entity("svc")]))
-        .await
-        .unwrap()
+    tokio::task::spawn_blocking(move || {
+        // hostile-check and required-fields offer one check each.
+        let check = plugin.checks()[0].id.clone();
+        plugin.evaluate(&check, &params, &[entity("svc")])
+    })
+    .await
+    .unwrap()
 }
 
 struct Setup {

@@ -51,7 +51,11 @@ async fn dropped_plugin_is_listed_replaced_and_unloaded() {
     assert_ne!(body["hash"].as_str().unwrap(), first_hash);
     let plugin = server.state.registry.plugin("probe").unwrap();
     let report = tokio::task::spawn_blocking(move || {
-        plugin.evaluate(&serde_json::json!({}), &[portolan_e2e::entity("svc")])
+        plugin.evaluate(
+            "echo",
+            &serde_json::json!({}),
+            &[portolan_e2e::entity("svc")],
+        )
     })
     .await
     .unwrap();
@@ -209,6 +213,7 @@ async fn calls_in_flight_finish_on_the_version_they_started_with() {
     let old = server.state.registry.plugin("swap").unwrap();
     let in_flight = tokio::task::spawn_blocking(move || {
         old.evaluate(
+            "hostile",
             &serde_json::json!({"mode": "loop"}),
             &[portolan_e2e::entity("svc")],
         )
@@ -224,7 +229,11 @@ async fn calls_in_flight_finish_on_the_version_they_started_with() {
         .expect("the new version is served while the old call runs");
     let new = server.state.registry.plugin("swap").unwrap();
     let report = tokio::task::spawn_blocking(move || {
-        new.evaluate(&serde_json::json!({}), &[portolan_e2e::entity("svc")])
+        new.evaluate(
+            "echo",
+            &serde_json::json!({}),
+            &[portolan_e2e::entity("svc")],
+        )
     })
     .await
     .unwrap();
@@ -266,10 +275,12 @@ async fn fuel_budget_stops_a_busy_plugin_when_the_host_meters_fuel() {
     let plugin = server.state.registry.plugin("metered").unwrap();
     let report = tokio::task::spawn_blocking(move || {
         let looped = plugin.evaluate(
+            "hostile",
             &serde_json::json!({"mode": "loop"}),
             &[portolan_e2e::entity("svc")],
         );
         let ok = plugin.evaluate(
+            "hostile",
             &serde_json::json!({"mode": "ok"}),
             &[portolan_e2e::entity("svc")],
         );

@@ -44,9 +44,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-use portolan_runtime::bindings::check::exports::portolan::plugin::check as wit_check;
-use portolan_runtime::bindings::check::ScorecardCheckPre;
-use portolan_runtime::bindings::{host, types as wit};
+use portolan_runtime::bindings::v0_2::check::exports::portolan::plugin::check as wit_check;
+use portolan_runtime::bindings::v0_2::check::ScorecardCheckPre;
+use portolan_runtime::bindings::v0_2::{host, types as wit};
 use portolan_runtime::model::{CheckOutcome, CheckStatus, Entity};
 use portolan_runtime::outbound::Allowlist;
 use portolan_runtime::{cache, Grants, Plugin, Runtime, RuntimeConfig};
@@ -343,6 +343,8 @@ fn bench_linker(engine: &Engine) -> Linker<BenchState> {
 struct Case {
     name: &'static str,
     file: PathBuf,
+    /// The plugin's check that the case evaluates.
+    check: &'static str,
     params: Value,
     entities: Vec<Entity>,
     params_text: String,
@@ -350,11 +352,18 @@ struct Case {
 }
 
 impl Case {
-    fn new(name: &'static str, file: PathBuf, params: Value, entity: Value) -> Case {
+    fn new(
+        name: &'static str,
+        file: PathBuf,
+        check: &'static str,
+        params: Value,
+        entity: Value,
+    ) -> Case {
         let entities: Vec<Entity> = vec![serde_json::from_value(entity).expect("entity")];
         Case {
             name,
             file,
+            check,
             params_text: params.to_string(),
             batch: entities.iter().map(Into::into).collect(),
             params,
@@ -419,7 +428,7 @@ enum Level {
     FullFast,
 }
 
-/// `From<&Entity> for wit::Entity` (model.rs) with the spec serialized by
+/// `From<&Entity> for wit::Entity` (convert.rs) with the spec serialized by
 /// `serde_json::to_string`, which writes straight into a `Vec<u8>` instead
 /// of going through `Display` and `fmt::Formatter`.
 fn to_wit_fast(e: &Entity) -> wit::Entity {
@@ -507,7 +516,7 @@ impl Bare {
             .instantiate(&mut store)
             .expect("instantiate")
             .portolan_plugin_check()
-            .call_evaluate(&mut store, p, batch)
+            .call_evaluate(&mut store, case.check, p, batch)
             .expect("evaluate trapped")
             .expect("evaluate returned an error");
         let n = if matches!(level, Level::Full | Level::FullFast) {
@@ -518,6 +527,7 @@ impl Bare {
                         wit_check::Status::Pass => CheckStatus::Pass,
                         wit_check::Status::Fail => CheckStatus::Fail,
                         wit_check::Status::Skip => CheckStatus::Skip,
+                        wit_check::Status::Error => CheckStatus::Error,
                     },
                     message: o.message,
                     value: o
@@ -538,7 +548,7 @@ impl Bare {
 }
 
 fn runtime_call(plugin: &Plugin, case: &Case) -> usize {
-    let report = plugin.evaluate(&case.params, &case.entities);
+    let report = plugin.evaluate(case.check, &case.params, &case.entities);
     match report.result {
         Ok(outcomes) => {
             assert!(
@@ -807,10 +817,11 @@ fn main() {
         );
     }
     let cases = [
-        Case::new("echo-check", echo_path, json!({}), small_entity()),
+        Case::new("echo-check", echo_path, "echo", json!({}), small_entity()),
         Case::new(
             "required-fields",
             rf_path,
+            "required-fields",
             json!({"fields": ["spec.owner"]}),
             entity_500(),
         ),
@@ -881,7 +892,7 @@ fn main() {
             .instantiate(&mut store)
             .unwrap()
             .portolan_plugin_check()
-            .call_evaluate(&mut store, &case.params_text, &case.batch)
+            .call_evaluate(&mut store, case.check, &case.params_text, &case.batch)
             .unwrap()
             .unwrap();
         let lim = &store.data().limiter;
@@ -1182,7 +1193,7 @@ fn main() {
             false,
         );
         thread_local! {
-            static LONG: std::cell::RefCell<Option<(Store<BenchState>, portolan_runtime::bindings::check::ScorecardCheck)>> = const { std::cell::RefCell::new(None) };
+            static LONG: std::cell::RefCell<Option<(Store<BenchState>, portolan_runtime::bindings::v0_2::check::ScorecardCheck)>> = const { std::cell::RefCell::new(None) };
         }
         // A long-lived instance per thread: what the machine scales to
         // without instantiation (PERFORMANCE.md measured 1.96x).
@@ -1195,7 +1206,7 @@ fn main() {
                     (store, inst)
                 });
                 inst.portolan_plugin_check()
-                    .call_evaluate(&mut *store, &rf.params_text, &rf.batch)
+                    .call_evaluate(&mut *store, rf.check, &rf.params_text, &rf.batch)
                     .unwrap()
                     .unwrap()
                     .len()
@@ -1509,7 +1520,7 @@ impl BorrowedBare {
             .instantiate(&mut store)
             .expect("instantiate")
             .portolan_plugin_check()
-            .call_evaluate(&mut store, &params, &batch)
+            .call_evaluate(&mut store, case.check, &params, &batch)
             .expect("evaluate trapped")
             .expect("evaluate returned an error");
         let mapped: Vec<CheckOutcome> = out
@@ -1519,6 +1530,7 @@ impl BorrowedBare {
                     b_check::Status::Pass => CheckStatus::Pass,
                     b_check::Status::Fail => CheckStatus::Fail,
                     b_check::Status::Skip => CheckStatus::Skip,
+                    b_check::Status::Error => CheckStatus::Error,
                 },
                 message: o.message,
                 value: o

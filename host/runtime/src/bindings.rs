@@ -1,80 +1,171 @@
-//! Host-side bindings generated from the WIT contract (`wit/` at the root of
-//! the repository), one module per plugin role.
+//! Host-side bindings generated from the WIT contract, one module per
+//! supported contract version and, inside it, one module per plugin role.
 //!
-//! The first world generates the shared `types` and `host` interfaces; the
-//! other worlds reuse them through `with`, so one Rust type stands for one WIT
-//! type across roles. WASI comes from wasmtime-wasi and wasmtime-wasi-http.
+//! - [`v0_2`]: `portolan:plugin@0.2.0`, the current contract (`wit/` at the
+//!   root of the repository);
+//! - [`v0_1`]: `portolan:plugin@0.1.0`, frozen in `wit/v0.1.0/`; plugins
+//!   built against it keep loading and are adapted to the current model
+//!   (see `crate::convert`).
+//!
+//! In each version the first world generates the shared `types` and `host`
+//! interfaces; the other worlds reuse them through `with`, so one Rust type
+//! stands for one WIT type across the roles of a version. WASI comes from
+//! wasmtime-wasi and wasmtime-wasi-http: both versions import the same
+//! WASI 0.2.
 
-/// The `scorecard-check` world; also home of the shared interfaces.
-pub mod check {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "portolan:plugin/scorecard-check",
-        require_store_data_send: true,
-        with: {
-            "wasi": wasmtime_wasi::p2::bindings,
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-        },
-    });
+use crate::Role;
+
+/// Generates the four role worlds of one contract version from the WIT
+/// folder `$wit`, inside the module whose absolute path is `$module` (the
+/// `with` paths of the later worlds must name the first one's interfaces).
+macro_rules! role_worlds {
+    ($wit:tt, $($module:ident)::+) => {
+        /// The `scorecard-check` world; also home of the shared interfaces.
+        pub mod check {
+            wasmtime::component::bindgen!({
+                path: $wit,
+                world: "portolan:plugin/scorecard-check",
+                require_store_data_send: true,
+                with: {
+                    "wasi": wasmtime_wasi::p2::bindings,
+                    "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+                },
+            });
+        }
+
+        /// The `catalog-source` world.
+        pub mod source {
+            wasmtime::component::bindgen!({
+                path: $wit,
+                world: "portolan:plugin/catalog-source",
+                require_store_data_send: true,
+                with: {
+                    "portolan:plugin/types": $($module)::+::check::portolan::plugin::types,
+                    "portolan:plugin/host": $($module)::+::check::portolan::plugin::host,
+                    "wasi": wasmtime_wasi::p2::bindings,
+                    "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+                },
+            });
+        }
+
+        /// The `scaffold-generator` world.
+        pub mod generator {
+            wasmtime::component::bindgen!({
+                path: $wit,
+                world: "portolan:plugin/scaffold-generator",
+                require_store_data_send: true,
+                with: {
+                    "portolan:plugin/types": $($module)::+::check::portolan::plugin::types,
+                    "portolan:plugin/host": $($module)::+::check::portolan::plugin::host,
+                    "wasi": wasmtime_wasi::p2::bindings,
+                    "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+                },
+            });
+        }
+
+        /// The `action` world.
+        pub mod action {
+            wasmtime::component::bindgen!({
+                path: $wit,
+                world: "portolan:plugin/action",
+                require_store_data_send: true,
+                with: {
+                    "portolan:plugin/types": $($module)::+::check::portolan::plugin::types,
+                    "portolan:plugin/host": $($module)::+::check::portolan::plugin::host,
+                    "wasi": wasmtime_wasi::p2::bindings,
+                    "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+                },
+            });
+        }
+
+        pub use check::portolan::plugin::host;
+        pub use check::portolan::plugin::types;
+    };
 }
 
-/// The `catalog-source` world.
-pub mod source {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "portolan:plugin/catalog-source",
-        require_store_data_send: true,
-        with: {
-            "portolan:plugin/types": crate::bindings::check::portolan::plugin::types,
-            "portolan:plugin/host": crate::bindings::check::portolan::plugin::host,
-            "wasi": wasmtime_wasi::p2::bindings,
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-        },
-    });
+/// `portolan:plugin@0.2.0`, the current contract.
+pub mod v0_2 {
+    role_worlds!("../../wit", crate::bindings::v0_2);
 }
 
-/// The `scaffold-generator` world.
-pub mod generator {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "portolan:plugin/scaffold-generator",
-        require_store_data_send: true,
-        with: {
-            "portolan:plugin/types": crate::bindings::check::portolan::plugin::types,
-            "portolan:plugin/host": crate::bindings::check::portolan::plugin::host,
-            "wasi": wasmtime_wasi::p2::bindings,
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-        },
-    });
+/// `portolan:plugin@0.1.0`, the previous contract, kept loading.
+pub mod v0_1 {
+    role_worlds!("../../wit/v0.1.0", crate::bindings::v0_1);
 }
 
-/// The `action` world.
-pub mod action {
-    wasmtime::component::bindgen!({
-        path: "../../wit",
-        world: "portolan:plugin/action",
-        require_store_data_send: true,
-        with: {
-            "portolan:plugin/types": crate::bindings::check::portolan::plugin::types,
-            "portolan:plugin/host": crate::bindings::check::portolan::plugin::host,
-            "wasi": wasmtime_wasi::p2::bindings,
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-        },
-    });
+/// A version of the plugin contract the host loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum Contract {
+    /// `portolan:plugin@0.1.0`, adapted to the current model.
+    #[serde(rename = "0.1.0")]
+    V0_1,
+    /// `portolan:plugin@0.2.0`, the current contract.
+    #[serde(rename = "0.2.0")]
+    V0_2,
 }
 
-pub use check::portolan::plugin::host;
-pub use check::portolan::plugin::types;
+impl Contract {
+    /// The newest version: what the SDK builds against.
+    pub const CURRENT: Contract = Contract::V0_2;
 
-/// The interface names each role exports, as they appear in a component's
-/// type (`package/interface@version`). Used to tell which role a component
-/// implements before it is type-checked against that role's world.
-pub const ROLE_EXPORTS: &[(crate::Role, &str)] = &[
-    (crate::Role::CatalogSource, "portolan:plugin/source@0.1.0"),
+    /// The version as written in the WIT package, e.g. `0.2.0`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Contract::V0_1 => "0.1.0",
+            Contract::V0_2 => "0.2.0",
+        }
+    }
+}
+
+impl std::fmt::Display for Contract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The interface each role exports in each supported version, as it appears
+/// in a component's type (`package/interface@version`). Used to tell which
+/// role and version a component implements before it is type-checked
+/// against that world.
+pub const ROLE_EXPORTS: &[(Role, Contract, &str)] = &[
     (
-        crate::Role::ScaffoldGenerator,
+        Role::CatalogSource,
+        Contract::V0_2,
+        "portolan:plugin/source@0.2.0",
+    ),
+    (
+        Role::ScaffoldGenerator,
+        Contract::V0_2,
+        "portolan:plugin/generator@0.2.0",
+    ),
+    (
+        Role::Action,
+        Contract::V0_2,
+        "portolan:plugin/operation@0.2.0",
+    ),
+    (
+        Role::ScorecardCheck,
+        Contract::V0_2,
+        "portolan:plugin/check@0.2.0",
+    ),
+    (
+        Role::CatalogSource,
+        Contract::V0_1,
+        "portolan:plugin/source@0.1.0",
+    ),
+    (
+        Role::ScaffoldGenerator,
+        Contract::V0_1,
         "portolan:plugin/generator@0.1.0",
     ),
-    (crate::Role::Action, "portolan:plugin/operation@0.1.0"),
-    (crate::Role::ScorecardCheck, "portolan:plugin/check@0.1.0"),
+    (
+        Role::Action,
+        Contract::V0_1,
+        "portolan:plugin/operation@0.1.0",
+    ),
+    (
+        Role::ScorecardCheck,
+        Contract::V0_1,
+        "portolan:plugin/check@0.1.0",
+    ),
 ];

@@ -17,7 +17,6 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::{host, types};
 use crate::outbound::OutboundHooks;
 use crate::sidecar::Grants;
 
@@ -90,6 +89,18 @@ pub enum CallError {
     Unavailable { message: String },
 }
 
+impl CallError {
+    /// The error a plugin returned through its interface's `variant error`
+    /// (or that the host gives in its place, such as `unknown-check`).
+    pub(crate) fn plugin(code: &str, field: Option<String>, message: String) -> CallError {
+        CallError::Plugin {
+            code: code.to_owned(),
+            field,
+            message,
+        }
+    }
+}
+
 /// A call's result together with its log; the log is kept whether the call
 /// succeeded or not.
 #[derive(Debug)]
@@ -101,8 +112,22 @@ pub struct CallReport<T> {
 
 impl<T> CallReport<T> {
     pub(crate) fn unavailable(message: String) -> CallReport<T> {
+        CallReport::failed(CallError::Unavailable { message })
+    }
+
+    /// A call the host refused without running the plugin.
+    pub(crate) fn failed(error: CallError) -> CallReport<T> {
         CallReport {
-            result: Err(CallError::Unavailable { message }),
+            result: Err(error),
+            logs: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// A call the host answered without running the plugin.
+    pub(crate) fn answered(value: T) -> CallReport<T> {
+        CallReport {
+            result: Ok(value),
             logs: Vec::new(),
             elapsed: Duration::ZERO,
         }
@@ -343,38 +368,77 @@ impl WasiHttpView for CallState {
     }
 }
 
-impl types::Host for CallState {}
+/// The host interface, once for every contract version: the bindings of
+/// each version have their own `Host` trait and types, and each trait method
+/// forwards to the one implementation in [`CallState`] below.
+macro_rules! impl_host {
+    ($($version:ident)::+) => {
+        impl $($version)::+::types::Host for CallState {}
 
-impl host::Host for CallState {
-    fn log(&mut self, level: host::LogLevel, message: String) {
-        let level = match level {
-            host::LogLevel::Trace => LogLevel::Trace,
-            host::LogLevel::Debug => LogLevel::Debug,
-            host::LogLevel::Info => LogLevel::Info,
-            host::LogLevel::Warn => LogLevel::Warn,
-            host::LogLevel::Error => LogLevel::Error,
-        };
-        self.push_log(level, &message);
-    }
+        impl $($version)::+::host::Host for CallState {
+            fn log(&mut self, level: $($version)::+::host::LogLevel, message: String) {
+                use $($version)::+::host::LogLevel as L;
+                let level = match level {
+                    L::Trace => LogLevel::Trace,
+                    L::Debug => LogLevel::Debug,
+                    L::Info => LogLevel::Info,
+                    L::Warn => LogLevel::Warn,
+                    L::Error => LogLevel::Error,
+                };
+                self.push_log(level, &message);
+            }
 
-    fn settings(&mut self) -> String {
+            fn settings(&mut self) -> String {
+                self.settings_json()
+            }
+
+            fn setting(&mut self, key: String) -> Option<String> {
+                self.setting_text(&key)
+            }
+
+            fn secret(&mut self, name: String) -> Result<String, $($version)::+::host::Error> {
+                use $($version)::+::host::Error as E;
+                self.secret_value(name).map_err(|e| match e {
+                    SecretError::NotGranted(name) => E::NotGranted(name),
+                    SecretError::NotSet(name) => E::NotSet(name),
+                })
+            }
+        }
+    };
+}
+
+impl_host!(crate::bindings::v0_2);
+impl_host!(crate::bindings::v0_1);
+
+/// Why the host refused a secret; each contract version has its own copy of
+/// this as `host.error`.
+enum SecretError {
+    NotGranted(String),
+    NotSet(String),
+}
+
+impl CallState {
+    /// `host.settings`: the sidecar's `[settings]` as a JSON object.
+    fn settings_json(&self) -> String {
         crate::model::json_text(&self.grants.settings)
     }
 
-    fn setting(&mut self, key: String) -> Option<String> {
-        match self.grants.settings.get(&key)? {
+    /// `host.setting`: a string setting as is, any other value as JSON.
+    fn setting_text(&self, key: &str) -> Option<String> {
+        match self.grants.settings.get(key)? {
             serde_json::Value::String(s) => Some(s.clone()),
             other => Some(crate::model::json_text(other)),
         }
     }
 
-    fn secret(&mut self, name: String) -> Result<String, host::Error> {
+    /// `host.secret`: only granted secrets, and only those the host knows.
+    fn secret_value(&self, name: String) -> Result<String, SecretError> {
         if !self.grants.secrets.contains(&name) {
-            return Err(host::Error::NotGranted(name));
+            return Err(SecretError::NotGranted(name));
         }
         match self.secrets.get(&name) {
             Some(v) => Ok(v.clone()),
-            None => Err(host::Error::NotSet(name)),
+            None => Err(SecretError::NotSet(name)),
         }
     }
 }

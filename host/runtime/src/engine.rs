@@ -94,10 +94,20 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).context("linking WASI")?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
             .context("linking wasi:http")?;
-        crate::bindings::host::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
-            .context("linking portolan:plugin/host")?;
-        crate::bindings::types::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
-            .context("linking portolan:plugin/types")?;
+        // Every supported contract version imports its own `host` and `types`
+        // (`portolan:plugin/host@0.1.0`, `@0.2.0`): 0.x versions are not
+        // semver-compatible, so the linker needs each one under its name.
+        // The implementation behind them is one (call.rs).
+        macro_rules! link_contract {
+            ($($bindings:ident)::+, $version:literal) => {
+                $($bindings)::+::host::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+                    .context(concat!("linking portolan:plugin/host@", $version))?;
+                $($bindings)::+::types::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+                    .context(concat!("linking portolan:plugin/types@", $version))?;
+            };
+        }
+        link_contract!(crate::bindings::v0_2, "0.2.0");
+        link_contract!(crate::bindings::v0_1, "0.1.0");
 
         let engine_key = {
             use std::hash::{Hash, Hasher};

@@ -5,8 +5,9 @@
 //! - [`engine`]: the one [`wasmtime::Engine`] of the process (component model,
 //!   pooling allocator sized for every guest language, epoch interruption) and
 //!   the ticker thread that drives call deadlines.
-//! - [`bindings`]: host-side bindings generated from the WIT contract in
-//!   `wit/`, one module per plugin role.
+//! - [`bindings`]: host-side bindings generated from the WIT contract, one
+//!   module per supported contract version (`wit/` is 0.2.0, `wit/v0.1.0/`
+//!   the frozen 0.1.0) and inside it one per plugin role.
 //! - [`sidecar`]: the operator's grants for one plugin (`NAME.toml` beside
 //!   `NAME.wasm`), parsed strictly and validated with every problem reported.
 //! - [`schedule`]: a catalog source's `[schedule]` (interval or cron).
@@ -19,11 +20,15 @@
 //! - [`registry`]: the plugins folder: scan, watch, load off the async
 //!   threads, swap atomically, unload.
 //! - [`model`]: the plain Rust shapes of what crosses the contract (entities,
-//!   check outcomes, ...), independent of the generated bindings.
+//!   checks and their outcomes, actions, ...), independent of the generated
+//!   bindings.
+//! - `convert`: model <-> bindings for every contract version; older
+//!   versions are adapted to the current model.
 
 pub mod bindings;
 pub mod cache;
 pub mod call;
+mod convert;
 pub mod engine;
 pub mod model;
 pub mod outbound;
@@ -32,6 +37,7 @@ pub mod registry;
 pub mod schedule;
 pub mod sidecar;
 
+pub use bindings::Contract;
 pub use call::{CallError, CallReport, LogLevel, LogLine};
 pub use engine::{Runtime, RuntimeConfig};
 pub use plugin::{Plugin, Role};

@@ -1,7 +1,8 @@
 //! Plain Rust shapes of what crosses the plugin contract.
 //!
-//! The generated binding types are an implementation detail of this crate;
-//! the rest of the host speaks these serde types, which mirror Backstage's
+//! The generated binding types are an implementation detail of this crate
+//! (converted in `crate::convert`, one set per contract version); the rest
+//! of the host speaks these serde types, which mirror Backstage's
 //! descriptor format on the wire (`apiVersion`, `kind`, `metadata`, `spec`,
 //! `relations`).
 
@@ -9,8 +10,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-use crate::bindings::types as wit;
 
 /// A catalog entity in Backstage's descriptor shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,13 +66,50 @@ pub struct Relation {
     pub target_ref: String,
 }
 
+/// One check a scorecard-check plugin offers, as its `describe` said, with
+/// the schema parsed. A plugin built against contract 0.1.0 offers exactly
+/// one, [`CheckInfo::LEGACY_ID`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckInfo {
+    /// Unique within the plugin: `[a-z0-9-]`, at most 63 characters. A
+    /// scorecard rule names it as `plugin-id/check-id`.
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    /// The entity kinds the check applies to; empty means any kind. The
+    /// runtime passes the plugin only entities of these kinds.
+    pub entity_kinds: Vec<String>,
+    /// The rule parameters as a JSON Schema object.
+    pub parameters_schema: Value,
+}
+
+impl CheckInfo {
+    /// The id of the one check a 0.1.0 check plugin offers.
+    pub const LEGACY_ID: &'static str = "default";
+
+    /// Whether the check applies to entities of `kind`. Kinds compare
+    /// case-insensitively, as Backstage compares them.
+    pub fn applies_to(&self, kind: &str) -> bool {
+        self.entity_kinds.is_empty()
+            || self
+                .entity_kinds
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(kind))
+    }
+}
+
 /// A scorecard check's verdict for one entity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
     Pass,
     Fail,
+    /// The rule does not apply to this entity; it counts as neither.
     Skip,
+    /// The check could not decide for this entity (an external lookup
+    /// failed, ...); the message says why. Counts as not passing.
+    Error,
 }
 
 /// A scorecard check's result for one entity.
@@ -111,11 +147,53 @@ pub struct GeneratorOutput {
     pub messages: Vec<String>,
 }
 
+/// A role in the portal, lowest first: the role an action needs to be
+/// started, or to approve a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionRole {
+    Viewer,
+    Member,
+    Admin,
+}
+
+/// What an action says about itself beyond its title, as its `describe`
+/// said, with the schema parsed. A plugin built against contract 0.1.0
+/// applies to any entity of its kinds, needs [`ActionRole::Member`] and no
+/// approval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionInfo {
+    /// The entity kinds the action applies to (e.g. `Component`); empty
+    /// means the action stands alone, outside any entity.
+    pub entity_kinds: Vec<String>,
+    /// If not empty, only entities whose `spec.type` is one of these.
+    pub entity_types: Vec<String>,
+    /// If not empty, only entities that carry at least one of these tags.
+    pub entity_tags: Vec<String>,
+    /// The input as a JSON Schema object.
+    pub input_schema: Value,
+    /// The lowest role allowed to start a run.
+    pub required_role: ActionRole,
+    /// If set, every run waits for the approval of a user with at least
+    /// this role, other than the one who started it.
+    pub approval: Option<ActionRole>,
+}
+
 /// The input of one action run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionInvocation {
+    /// The run's identifier, for logs and idempotency keys.
     pub run_id: String,
+    /// Who started the run (the token's name). Not passed to plugins built
+    /// against contract 0.1.0.
+    pub actor: String,
+    /// 1 for the first attempt; a retried run counts up. Not passed to
+    /// plugins built against contract 0.1.0.
+    pub attempt: u32,
+    /// The validated input, a JSON object.
     pub input: Value,
+    /// The entity the action was started on, if any.
     pub entity: Option<Entity>,
 }
 
@@ -126,11 +204,11 @@ pub struct ActionOutcome {
     pub links: Vec<Link>,
 }
 
-fn empty_object() -> Value {
+pub(crate) fn empty_object() -> Value {
     Value::Object(Default::default())
 }
 
-fn default_namespace() -> String {
+pub(crate) fn default_namespace() -> String {
     "default".to_owned()
 }
 
@@ -144,143 +222,4 @@ pub(crate) fn json_text(v: &Value) -> String {
 /// Parses JSON text a plugin returned, naming the field when it is not JSON.
 pub(crate) fn parse_json(field: &str, text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| format!("{field} is not valid JSON: {e}"))
-}
-
-impl From<&Entity> for wit::Entity {
-    fn from(e: &Entity) -> Self {
-        wit::Entity {
-            api_version: e.api_version.clone(),
-            kind: e.kind.clone(),
-            namespace: e.metadata.namespace.clone(),
-            name: e.metadata.name.clone(),
-            title: e.metadata.title.clone(),
-            description: e.metadata.description.clone(),
-            labels: pairs(&e.metadata.labels),
-            annotations: pairs(&e.metadata.annotations),
-            tags: e.metadata.tags.clone(),
-            links: e.metadata.links.iter().map(Into::into).collect(),
-            spec: json_text(&e.spec),
-            relations: e
-                .relations
-                .iter()
-                .map(|r| wit::Relation {
-                    type_: r.kind.clone(),
-                    target: r.target_ref.clone(),
-                })
-                .collect(),
-        }
-    }
-}
-
-fn pairs(map: &BTreeMap<String, String>) -> Vec<wit::Pair> {
-    map.iter()
-        .map(|(k, v)| wit::Pair {
-            key: k.clone(),
-            value: v.clone(),
-        })
-        .collect()
-}
-
-impl TryFrom<wit::Entity> for Entity {
-    type Error = String;
-
-    fn try_from(e: wit::Entity) -> Result<Self, String> {
-        let spec = if e.spec.trim().is_empty() {
-            empty_object()
-        } else {
-            parse_json("spec", &e.spec)?
-        };
-        let namespace = if e.namespace.is_empty() {
-            default_namespace()
-        } else {
-            e.namespace
-        };
-        Ok(Entity {
-            api_version: e.api_version,
-            kind: e.kind,
-            metadata: Metadata {
-                name: e.name,
-                namespace,
-                title: e.title,
-                description: e.description,
-                labels: e.labels.into_iter().map(|p| (p.key, p.value)).collect(),
-                annotations: e
-                    .annotations
-                    .into_iter()
-                    .map(|p| (p.key, p.value))
-                    .collect(),
-                tags: e.tags,
-                links: e.links.into_iter().map(Into::into).collect(),
-            },
-            spec,
-            relations: e
-                .relations
-                .into_iter()
-                .map(|r| Relation {
-                    kind: r.type_,
-                    target_ref: r.target,
-                })
-                .collect(),
-        })
-    }
-}
-
-impl From<&Link> for wit::Link {
-    fn from(l: &Link) -> Self {
-        wit::Link {
-            url: l.url.clone(),
-            title: l.title.clone(),
-            icon: l.icon.clone(),
-            type_: l.kind.clone(),
-        }
-    }
-}
-
-impl From<wit::Link> for Link {
-    fn from(l: wit::Link) -> Self {
-        Link {
-            url: l.url,
-            title: l.title,
-            icon: l.icon,
-            kind: l.type_,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backstage_descriptor_round_trips_through_the_contract() {
-        let yaml_like = serde_json::json!({
-            "apiVersion": "backstage.io/v1alpha1",
-            "kind": "Component",
-            "metadata": {
-                "name": "payments",
-                "labels": {"tier": "1"},
-                "tags": ["java"],
-                "links": [{"url": "https://runbooks/payments", "title": "Runbook"}]
-            },
-            "spec": {"type": "service", "owner": "team-a", "lifecycle": "production"}
-        });
-        let entity: Entity = serde_json::from_value(yaml_like).unwrap();
-        assert_eq!(entity.metadata.namespace, "default");
-        let back = Entity::try_from(wit::Entity::from(&entity)).unwrap();
-        assert_eq!(back, entity);
-    }
-
-    #[test]
-    fn spec_that_is_not_json_is_refused_with_the_field_named() {
-        let mut e = wit::Entity::from(&Entity {
-            api_version: "v1".into(),
-            kind: "Component".into(),
-            metadata: serde_json::from_value(serde_json::json!({"name": "x"})).unwrap(),
-            spec: empty_object(),
-            relations: vec![],
-        });
-        e.spec = "{not json".into();
-        let err = Entity::try_from(e).unwrap_err();
-        assert!(err.starts_with("spec is not valid JSON"), "{err}");
-    }
 }

@@ -3,6 +3,10 @@
 //! Each call instantiates the plugin afresh from its pre-linked component
 //! (`InstancePre`), so no state leaks between calls and a crash affects one
 //! call only.
+//!
+//! A plugin may be built against any supported contract version
+//! ([`Contract`]); the typed calls take and return the current model either
+//! way, and older versions are adapted (`crate::convert`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,12 +16,13 @@ use serde_json::Value;
 use wasmtime::component::Component;
 use wasmtime::Store;
 
-use crate::bindings;
+use crate::bindings::{self, v0_1, v0_2, Contract};
 use crate::call::{CallError, CallReport, CallState};
+use crate::convert::{self, Described, DescribedCheck, DescribedRole};
 use crate::engine::{Runtime, EPOCH_TICK};
 use crate::model::{
-    self, ActionInvocation, ActionOutcome, CheckOutcome, CheckStatus, Entity, GeneratedFile,
-    GeneratorOutput, SyncPage,
+    self, ActionInfo, ActionInvocation, ActionOutcome, CheckInfo, CheckOutcome, CheckStatus,
+    Entity, GeneratorOutput, SyncPage,
 };
 use crate::sidecar::Grants;
 
@@ -54,28 +59,40 @@ pub struct Description {
     pub title: String,
     pub version: String,
     pub description: String,
-    /// Role-specific fields: schemas, entity kinds, tags.
+    /// Role-specific fields: schemas, entity kinds, tags; a check plugin's
+    /// `checks` ([`CheckInfo`]); an action's [`ActionInfo`].
     #[serde(flatten)]
     pub details: serde_json::Map<String, Value>,
 }
 
+/// A component pre-linked against its role's world, per contract version.
 enum Pre {
-    Source(bindings::source::CatalogSourcePre<CallState>),
-    Generator(bindings::generator::ScaffoldGeneratorPre<CallState>),
-    Action(bindings::action::ActionPre<CallState>),
-    Check(bindings::check::ScorecardCheckPre<CallState>),
+    Source(v0_2::source::CatalogSourcePre<CallState>),
+    Generator(v0_2::generator::ScaffoldGeneratorPre<CallState>),
+    Action(v0_2::action::ActionPre<CallState>),
+    Check(v0_2::check::ScorecardCheckPre<CallState>),
+    SourceV0_1(v0_1::source::CatalogSourcePre<CallState>),
+    GeneratorV0_1(v0_1::generator::ScaffoldGeneratorPre<CallState>),
+    ActionV0_1(v0_1::action::ActionPre<CallState>),
+    CheckV0_1(v0_1::check::ScorecardCheckPre<CallState>),
 }
 
 /// A plugin ready to be called.
 pub struct Plugin {
     pub id: String,
     pub role: Role,
+    /// The contract version the component was built against.
+    pub contract: Contract,
     /// SHA-256 of the `.wasm` file, hex.
     pub hash: String,
     pub description: Description,
     pub grants: Arc<Grants>,
     runtime: Runtime,
     pre: Pre,
+    /// A check plugin's checks (never empty for one); empty for other roles.
+    checks: Vec<CheckInfo>,
+    /// An action's entity filter, role and approval; `None` for other roles.
+    action: Option<ActionInfo>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -83,6 +100,7 @@ impl std::fmt::Debug for Plugin {
         f.debug_struct("Plugin")
             .field("id", &self.id)
             .field("role", &self.role)
+            .field("contract", &self.contract)
             .field("version", &self.description.version)
             .finish_non_exhaustive()
     }
@@ -91,9 +109,13 @@ impl std::fmt::Debug for Plugin {
 /// The longest `describe` may take, whatever the plugin's own limit.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest check id, as `wit/scorecard-check.wit` says.
+pub const MAX_CHECK_ID_LEN: usize = 63;
+
 impl Plugin {
-    /// Checks which role the component implements, links it and calls its
-    /// `describe`. Blocking: call it off the async threads.
+    /// Checks which role and contract version the component implements,
+    /// links it and calls its `describe`. Blocking: call it off the async
+    /// threads.
     pub fn load(
         runtime: &Runtime,
         id: &str,
@@ -107,24 +129,25 @@ impl Plugin {
             .exports(engine)
             .map(|(name, _)| name.to_owned())
             .collect();
-        let roles: Vec<crate::Role> = bindings::ROLE_EXPORTS
+        let worlds: Vec<(Role, Contract)> = bindings::ROLE_EXPORTS
             .iter()
-            .filter(|(_, name)| exports.iter().any(|e| e == name))
-            .map(|(role, _)| *role)
+            .filter(|(_, _, name)| exports.iter().any(|e| e == name))
+            .map(|(role, contract, _)| (*role, *contract))
             .collect();
-        let role = match roles.as_slice() {
+        let (role, contract) = match worlds.as_slice() {
             [one] => *one,
             [] => {
                 return Err(format!(
                     "the component implements no Portolan plugin world (it exports {}); \
-                     build it against wit/ for one of: catalog-source, scaffold-generator, action, scorecard-check",
-                    if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
+                     build it against wit/ (portolan:plugin@{}) for one of: catalog-source, scaffold-generator, action, scorecard-check",
+                    if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") },
+                    Contract::CURRENT,
                 ))
             }
             many => {
                 return Err(format!(
-                    "the component exports the interfaces of several roles ({}); a plugin has exactly one",
-                    many.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                    "the component exports the interfaces of several roles or contract versions ({}); a plugin implements exactly one world",
+                    many.iter().map(|(r, c)| format!("{r}@{c}")).collect::<Vec<_>>().join(", ")
                 ))
             }
         };
@@ -133,26 +156,40 @@ impl Plugin {
             .linker()
             .instantiate_pre(component)
             .map_err(|e| format!("cannot link the component: {e:#}"))?;
-        let typed =
-            |e: wasmtime::Error| format!("the {role} exports do not match the contract: {e:#}");
-        let pre = match role {
-            Role::CatalogSource => {
-                Pre::Source(bindings::source::CatalogSourcePre::new(instance_pre).map_err(typed)?)
+        let typed = |e: wasmtime::Error| {
+            format!("the {role} exports do not match contract {contract}: {e:#}")
+        };
+        let pre = match (role, contract) {
+            (Role::CatalogSource, Contract::V0_2) => {
+                Pre::Source(v0_2::source::CatalogSourcePre::new(instance_pre).map_err(typed)?)
             }
-            Role::ScaffoldGenerator => Pre::Generator(
-                bindings::generator::ScaffoldGeneratorPre::new(instance_pre).map_err(typed)?,
+            (Role::ScaffoldGenerator, Contract::V0_2) => Pre::Generator(
+                v0_2::generator::ScaffoldGeneratorPre::new(instance_pre).map_err(typed)?,
             ),
-            Role::Action => {
-                Pre::Action(bindings::action::ActionPre::new(instance_pre).map_err(typed)?)
+            (Role::Action, Contract::V0_2) => {
+                Pre::Action(v0_2::action::ActionPre::new(instance_pre).map_err(typed)?)
             }
-            Role::ScorecardCheck => {
-                Pre::Check(bindings::check::ScorecardCheckPre::new(instance_pre).map_err(typed)?)
+            (Role::ScorecardCheck, Contract::V0_2) => {
+                Pre::Check(v0_2::check::ScorecardCheckPre::new(instance_pre).map_err(typed)?)
+            }
+            (Role::CatalogSource, Contract::V0_1) => {
+                Pre::SourceV0_1(v0_1::source::CatalogSourcePre::new(instance_pre).map_err(typed)?)
+            }
+            (Role::ScaffoldGenerator, Contract::V0_1) => Pre::GeneratorV0_1(
+                v0_1::generator::ScaffoldGeneratorPre::new(instance_pre).map_err(typed)?,
+            ),
+            (Role::Action, Contract::V0_1) => {
+                Pre::ActionV0_1(v0_1::action::ActionPre::new(instance_pre).map_err(typed)?)
+            }
+            (Role::ScorecardCheck, Contract::V0_1) => {
+                Pre::CheckV0_1(v0_1::check::ScorecardCheckPre::new(instance_pre).map_err(typed)?)
             }
         };
 
         let mut plugin = Plugin {
             id: id.to_owned(),
             role,
+            contract,
             hash,
             description: Description {
                 title: String::new(),
@@ -163,14 +200,35 @@ impl Plugin {
             grants: Arc::new(grants),
             runtime: runtime.clone(),
             pre,
+            checks: Vec::new(),
+            action: None,
         };
-        let report = plugin.describe();
-        plugin.description = report.result.map_err(|e| format!("describe failed: {e}"))?;
+        let described = plugin
+            .describe()
+            .result
+            .and_then(|d| parse_described(d).map_err(|message| CallError::BadOutput { message }))
+            .map_err(|e| format!("describe failed: {e}"))?;
+        plugin.description = described.description;
+        plugin.checks = described.checks;
+        plugin.action = described.action;
         Ok(plugin)
     }
 
     pub fn version(&self) -> &str {
         &self.description.version
+    }
+
+    /// The checks a scorecard-check plugin offers, in the order it described
+    /// them; empty for other roles. A plugin built against contract 0.1.0
+    /// offers one, [`CheckInfo::LEGACY_ID`].
+    pub fn checks(&self) -> &[CheckInfo] {
+        &self.checks
+    }
+
+    /// What an action says about the entities it applies to, the role it
+    /// needs and its approval; `None` for other roles.
+    pub fn action_info(&self) -> Option<&ActionInfo> {
+        self.action.as_ref()
     }
 
     /// Runs `f` on a fresh instance under the plugin's limits.
@@ -232,151 +290,141 @@ impl Plugin {
         ))
     }
 
-    /// Calls `describe` and checks that its JSON fields parse.
-    fn describe(&self) -> CallReport<Description> {
+    /// Calls `describe`, adapted to the current contract; its JSON fields
+    /// are still text ([`parse_described`] checks them).
+    fn describe(&self) -> CallReport<Described> {
         let timeout = self.timeout().min(DESCRIBE_TIMEOUT);
-        // Role-specific fields: (name in the API, WIT field name, value,
-        // whether the value is JSON text to parse).
-        type Fields = Vec<(&'static str, &'static str, Value)>;
-        let CallReport {
-            result,
-            logs,
-            elapsed,
-        } = self.call(timeout, |pre, store| {
-            let mut fields: Fields = Vec::new();
-            let about = match pre {
-                Pre::Source(p) => {
-                    let info = p
-                        .instantiate(&mut *store)?
-                        .portolan_plugin_source()
-                        .call_describe(&mut *store)?;
-                    if let Some(s) = info.settings_schema {
-                        fields.push(("settingsSchema", "settings-schema", Value::String(s)));
-                    }
-                    info.about
-                }
-                Pre::Generator(p) => {
-                    let info = p
-                        .instantiate(&mut *store)?
-                        .portolan_plugin_generator()
-                        .call_describe(&mut *store)?;
-                    fields.push(("tags", "", Value::from(info.tags)));
-                    fields.push((
-                        "parametersSchema",
-                        "parameters-schema",
-                        Value::String(info.parameters_schema),
-                    ));
-                    info.about
-                }
-                Pre::Action(p) => {
-                    let info = p
-                        .instantiate(&mut *store)?
-                        .portolan_plugin_operation()
-                        .call_describe(&mut *store)?;
-                    fields.push(("entityKinds", "", Value::from(info.entity_kinds)));
-                    fields.push((
-                        "inputSchema",
-                        "input-schema",
-                        Value::String(info.input_schema),
-                    ));
-                    info.about
-                }
-                Pre::Check(p) => {
-                    let info = p
-                        .instantiate(&mut *store)?
-                        .portolan_plugin_check()
-                        .call_describe(&mut *store)?;
-                    fields.push(("entityKinds", "", Value::from(info.entity_kinds)));
-                    fields.push((
-                        "parametersSchema",
-                        "parameters-schema",
-                        Value::String(info.parameters_schema),
-                    ));
-                    info.about
-                }
+        self.call(timeout, |pre, store| {
+            let described: Described = match pre {
+                Pre::Source(p) => p
+                    .instantiate(&mut *store)?
+                    .portolan_plugin_source()
+                    .call_describe(&mut *store)?
+                    .into(),
+                Pre::Generator(p) => p
+                    .instantiate(&mut *store)?
+                    .portolan_plugin_generator()
+                    .call_describe(&mut *store)?
+                    .into(),
+                Pre::Action(p) => p
+                    .instantiate(&mut *store)?
+                    .portolan_plugin_operation()
+                    .call_describe(&mut *store)?
+                    .into(),
+                Pre::Check(p) => p
+                    .instantiate(&mut *store)?
+                    .portolan_plugin_check()
+                    .call_describe(&mut *store)?
+                    .into(),
+                Pre::SourceV0_1(p) => p
+                    .instantiate(&mut *store)?
+                    .portolan_plugin_source()
+                    .call_describe(&mut *store)?
+                    .into(),
+                Pre::GeneratorV0_1(p) => p
+                    .instantiate(&mut *store)?
+                    .portolan_plugin_generator()
+                    .call_describe(&mut *store)?
+                    .into(),
+                Pre::ActionV0_1(p) => p
+                    .instantiate(&mut *store)?
+                    .portolan_plugin_operation()
+                    .call_describe(&mut *store)?
+                    .into(),
+                Pre::CheckV0_1(p) => p
+                    .instantiate(&mut *store)?
+                    .portolan_plugin_check()
+                    .call_describe(&mut *store)?
+                    .into(),
             };
-            Ok(Ok((about, fields)))
-        });
-        let result = result.and_then(|(about, fields)| {
-            let mut details = serde_json::Map::new();
-            for (key, wit_name, value) in fields {
-                let value = match (wit_name, value) {
-                    ("", v) => v,
-                    (name, Value::String(text)) => model::parse_json(name, &text)
-                        .map_err(|message| CallError::BadOutput { message })?,
-                    (_, v) => v,
-                };
-                details.insert(key.to_owned(), value);
-            }
-            Ok(Description {
-                title: about.title,
-                version: about.version,
-                description: about.description,
-                details,
-            })
-        });
-        CallReport {
-            result,
-            logs,
-            elapsed,
-        }
+            Ok(Ok(described))
+        })
     }
 
-    /// Evaluates a batch of entities under one rule's parameters.
+    /// Evaluates a batch of entities under one of the plugin's checks and
+    /// one rule's parameters. Returns one outcome per entity, in order.
+    ///
+    /// A `check` the plugin does not offer fails with the plugin error
+    /// `unknown-check`, without calling the plugin. Entities of kinds the
+    /// check does not apply to are not passed to the plugin (the contract
+    /// promises it only entities of its kinds); their outcome is `skip`.
     pub fn evaluate(
         &self,
+        check: &str,
         parameters: &Value,
         entities: &[Entity],
     ) -> CallReport<Vec<CheckOutcome>> {
         if self.role != Role::ScorecardCheck {
             return self.wrong_role(Role::ScorecardCheck);
         }
-        let params = model::json_text(parameters);
-        let batch: Vec<bindings::types::Entity> = entities.iter().map(Into::into).collect();
-        let expected = entities.len();
-        self.call(self.timeout(), |pre, store| {
-            let Pre::Check(p) = pre else {
-                unreachable!("role checked above")
-            };
-            let result = p
-                .instantiate(&mut *store)?
-                .portolan_plugin_check()
-                .call_evaluate(&mut *store, &params, &batch)?;
-            use bindings::check::exports::portolan::plugin::check as wit;
-            Ok(match result {
-                Err(wit::Error::InvalidParameter((field, message))) => {
-                    Err(plugin_error("invalid-parameter", Some(field), message))
-                }
-                Err(wit::Error::Other(message)) => Err(plugin_error("other", None, message)),
-                Ok(outcomes) if outcomes.len() != expected => Err(CallError::BadOutput {
-                    message: format!(
-                        "evaluate returned {} outcomes for {expected} entities",
-                        outcomes.len()
-                    ),
-                }),
-                Ok(outcomes) => outcomes
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, o)| {
-                        Ok(CheckOutcome {
-                            status: match o.status {
-                                wit::Status::Pass => CheckStatus::Pass,
-                                wit::Status::Fail => CheckStatus::Fail,
-                                wit::Status::Skip => CheckStatus::Skip,
-                            },
-                            message: o.message,
-                            value: match o.value {
-                                Some(v) => Some(
-                                    model::parse_json(&format!("outcome[{i}].value"), &v)
-                                        .map_err(|message| CallError::BadOutput { message })?,
-                                ),
-                                None => None,
-                            },
-                        })
-                    })
-                    .collect(),
+        let Some(info) = self.checks.iter().find(|c| c.id == check) else {
+            let offered: Vec<&str> = self.checks.iter().map(|c| c.id.as_str()).collect();
+            return CallReport::failed(CallError::plugin(
+                "unknown-check",
+                None,
+                format!(
+                    "plugin \"{}\" offers no check {check:?}; it offers: {}",
+                    self.id,
+                    offered.join(", ")
+                ),
+            ));
+        };
+        let applies: Vec<bool> = entities.iter().map(|e| info.applies_to(&e.kind)).collect();
+        let sent: Vec<&Entity> = entities
+            .iter()
+            .zip(&applies)
+            .filter_map(|(e, applies)| applies.then_some(e))
+            .collect();
+        let mut report = if sent.is_empty() {
+            CallReport::answered(Vec::new())
+        } else {
+            let params = model::json_text(parameters);
+            let expected = sent.len();
+            self.call(self.timeout(), |pre, store| {
+                let result = match pre {
+                    Pre::Check(p) => {
+                        let batch: Vec<v0_2::types::Entity> =
+                            sent.iter().map(|e| (*e).into()).collect();
+                        p.instantiate(&mut *store)?
+                            .portolan_plugin_check()
+                            .call_evaluate(&mut *store, check, &params, &batch)?
+                            .map_err(CallError::from)
+                            .and_then(|o| convert::check_outcomes(o, expected))
+                    }
+                    Pre::CheckV0_1(p) => {
+                        let batch: Vec<v0_1::types::Entity> =
+                            sent.iter().map(|e| (*e).into()).collect();
+                        p.instantiate(&mut *store)?
+                            .portolan_plugin_check()
+                            .call_evaluate(&mut *store, &params, &batch)?
+                            .map_err(CallError::from)
+                            .and_then(|o| convert::check_outcomes(o, expected))
+                    }
+                    _ => unreachable!("role checked above"),
+                };
+                Ok(result)
             })
-        })
+        };
+        if sent.len() < entities.len() {
+            report.result = report.result.map(|outcomes| {
+                let mut outcomes = outcomes.into_iter();
+                applies
+                    .iter()
+                    .map(|applies| match applies {
+                        true => outcomes.next().expect("one outcome per entity sent"),
+                        false => CheckOutcome {
+                            status: CheckStatus::Skip,
+                            message: Some(format!(
+                                "the check applies to {} only",
+                                info.entity_kinds.join(", ")
+                            )),
+                            value: None,
+                        },
+                    })
+                    .collect()
+            });
+        }
+        report
     }
 
     /// Fetches one page of a catalog source's sync.
@@ -385,40 +433,28 @@ impl Plugin {
             return self.wrong_role(Role::CatalogSource);
         }
         self.call(self.timeout(), |pre, store| {
-            let Pre::Source(p) = pre else {
-                unreachable!("role checked above")
-            };
-            use bindings::source::exports::portolan::plugin::source as wit;
-            let result = p
-                .instantiate(&mut *store)?
-                .portolan_plugin_source()
-                .call_sync(&mut *store, &wit::SyncRequest { cursor })?;
-            Ok(match result {
-                Err(e) => {
-                    let (code, message) = match e {
-                        wit::Error::Unreachable(m) => ("unreachable", m),
-                        wit::Error::Unauthorized(m) => ("unauthorized", m),
-                        wit::Error::InvalidData(m) => ("invalid-data", m),
-                        wit::Error::Misconfigured(m) => ("misconfigured", m),
-                        wit::Error::Other(m) => ("other", m),
-                    };
-                    Err(plugin_error(code, None, message))
-                }
-                Ok(page) => page
-                    .entities
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, e)| {
-                        Entity::try_from(e).map_err(|m| CallError::BadOutput {
-                            message: format!("entity {i}: {m}"),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|entities| SyncPage {
-                        entities,
-                        next_cursor: page.next_cursor,
-                        total_hint: page.total_hint,
-                    }),
+            Ok(match pre {
+                Pre::Source(p) => settle(
+                    p.instantiate(&mut *store)?
+                        .portolan_plugin_source()
+                        .call_sync(
+                            &mut *store,
+                            &v0_2::source::exports::portolan::plugin::source::SyncRequest {
+                                cursor,
+                            },
+                        )?,
+                ),
+                Pre::SourceV0_1(p) => settle(
+                    p.instantiate(&mut *store)?
+                        .portolan_plugin_source()
+                        .call_sync(
+                            &mut *store,
+                            &v0_1::source::exports::portolan::plugin::source::SyncRequest {
+                                cursor,
+                            },
+                        )?,
+                ),
+                _ => unreachable!("role checked above"),
             })
         })
     }
@@ -430,86 +466,293 @@ impl Plugin {
         }
         let params = model::json_text(parameters);
         self.call(self.timeout(), |pre, store| {
-            let Pre::Generator(p) = pre else {
-                unreachable!("role checked above")
-            };
-            use bindings::generator::exports::portolan::plugin::generator as wit;
-            let result = p
-                .instantiate(&mut *store)?
-                .portolan_plugin_generator()
-                .call_generate(&mut *store, &params)?;
-            Ok(match result {
-                Err(wit::Error::InvalidParameter((field, message))) => {
-                    Err(plugin_error("invalid-parameter", Some(field), message))
-                }
-                Err(wit::Error::Other(message)) => Err(plugin_error("other", None, message)),
-                Ok(out) => {
-                    let entity = match out.entity {
-                        Some(e) => Some(Entity::try_from(e).map_err(|m| CallError::BadOutput {
-                            message: format!("entity: {m}"),
-                        })?),
-                        None => None,
-                    };
-                    Ok(GeneratorOutput {
-                        files: out
-                            .files
-                            .into_iter()
-                            .map(|f| GeneratedFile {
-                                path: f.path,
-                                content: f.content,
-                                executable: f.executable,
-                            })
-                            .collect(),
-                        entity,
-                        links: out.links.into_iter().map(Into::into).collect(),
-                        messages: out.messages,
-                    })
-                }
+            Ok(match pre {
+                Pre::Generator(p) => settle(
+                    p.instantiate(&mut *store)?
+                        .portolan_plugin_generator()
+                        .call_generate(&mut *store, &params)?,
+                ),
+                Pre::GeneratorV0_1(p) => settle(
+                    p.instantiate(&mut *store)?
+                        .portolan_plugin_generator()
+                        .call_generate(&mut *store, &params)?,
+                ),
+                _ => unreachable!("role checked above"),
             })
         })
     }
 
-    /// Runs a day-2 action.
+    /// Runs a day-2 action. A plugin built against contract 0.1.0 does not
+    /// learn the invocation's actor and attempt.
     pub fn run_action(&self, invocation: &ActionInvocation) -> CallReport<ActionOutcome> {
         if self.role != Role::Action {
             return self.wrong_role(Role::Action);
         }
-        use bindings::action::exports::portolan::plugin::operation as wit;
-        let inv = wit::Invocation {
-            run_id: invocation.run_id.clone(),
-            input: model::json_text(&invocation.input),
-            entity: invocation.entity.as_ref().map(Into::into),
-        };
         self.call(self.timeout(), |pre, store| {
-            let Pre::Action(p) = pre else {
-                unreachable!("role checked above")
-            };
-            let result = p
-                .instantiate(&mut *store)?
-                .portolan_plugin_operation()
-                .call_run(&mut *store, &inv)?;
-            Ok(match result {
-                Err(wit::Error::InvalidInput((field, message))) => {
-                    Err(plugin_error("invalid-input", Some(field), message))
-                }
-                Err(wit::Error::Failed(message)) => Err(plugin_error("failed", None, message)),
-                Err(wit::Error::Other(message)) => Err(plugin_error("other", None, message)),
-                Ok(o) => model::parse_json("output", &o.output)
-                    .map_err(|message| CallError::BadOutput { message })
-                    .map(|output| ActionOutcome {
-                        output,
-                        links: o.links.into_iter().map(Into::into).collect(),
-                    }),
+            Ok(match pre {
+                Pre::Action(p) => settle(
+                    p.instantiate(&mut *store)?
+                        .portolan_plugin_operation()
+                        .call_run(&mut *store, &invocation.into())?,
+                ),
+                Pre::ActionV0_1(p) => settle(
+                    p.instantiate(&mut *store)?
+                        .portolan_plugin_operation()
+                        .call_run(&mut *store, &invocation.into())?,
+                ),
+                _ => unreachable!("role checked above"),
             })
         })
     }
 }
 
-/// The error a plugin returned through its interface's `variant error`.
-fn plugin_error(code: &str, field: Option<String>, message: String) -> CallError {
-    CallError::Plugin {
-        code: code.to_owned(),
-        field,
-        message,
+/// A role call's answer in the model: the plugin's error as
+/// [`CallError::Plugin`], its result converted (which may find it invalid).
+fn settle<T, E, M>(answer: Result<T, E>) -> Result<M, CallError>
+where
+    CallError: From<E>,
+    M: TryFrom<T, Error = CallError>,
+{
+    answer.map_err(CallError::from).and_then(M::try_from)
+}
+
+/// What `describe` said, checked and parsed.
+struct Parsed {
+    description: Description,
+    checks: Vec<CheckInfo>,
+    action: Option<ActionInfo>,
+}
+
+/// Checks what `describe` returned: JSON fields parse (schemas as JSON
+/// objects where the contract says so) and a check plugin's checks are well
+/// formed. Reports every problem at once.
+fn parse_described(d: Described) -> Result<Parsed, String> {
+    let bad = |m: String| vec![m];
+    let mut details = serde_json::Map::new();
+    let mut checks = Vec::new();
+    let mut action = None;
+    let problems = match d.role {
+        DescribedRole::Source { settings_schema } => match settings_schema {
+            None => Ok(()),
+            Some(text) => model::parse_json("settings-schema", &text)
+                .map(|v| {
+                    details.insert("settingsSchema".into(), v);
+                })
+                .map_err(bad),
+        },
+        DescribedRole::Generator {
+            tags,
+            parameters_schema,
+        } => model::parse_json("parameters-schema", &parameters_schema)
+            .map(|schema| {
+                details.insert("tags".into(), Value::from(tags));
+                details.insert("parametersSchema".into(), schema);
+            })
+            .map_err(bad),
+        DescribedRole::Action(a) => model::parse_json("input-schema", &a.input_schema)
+            .map(|input_schema| {
+                let info = ActionInfo {
+                    entity_kinds: a.entity_kinds,
+                    entity_types: a.entity_types,
+                    entity_tags: a.entity_tags,
+                    input_schema,
+                    required_role: a.required_role,
+                    approval: a.approval,
+                };
+                if let Ok(Value::Object(fields)) = serde_json::to_value(&info) {
+                    details.extend(fields);
+                }
+                action = Some(info);
+            })
+            .map_err(bad),
+        DescribedRole::Check(described) => validate_checks(described).map(|valid| {
+            details.insert(
+                "checks".into(),
+                serde_json::to_value(&valid).unwrap_or_default(),
+            );
+            checks = valid;
+        }),
+    };
+    problems.map_err(|p| p.join("; "))?;
+    Ok(Parsed {
+        description: Description {
+            title: d.title,
+            version: d.version,
+            description: d.description,
+            details,
+        },
+        checks,
+        action,
+    })
+}
+
+/// Checks a check plugin's list of checks: at least one; ids of 1 to
+/// [`MAX_CHECK_ID_LEN`] characters of `a-z`, `0-9` and `-`, unique; each
+/// parameters schema a JSON object. Returns every problem found.
+fn validate_checks(described: Vec<DescribedCheck>) -> Result<Vec<CheckInfo>, Vec<String>> {
+    if described.is_empty() {
+        return Err(vec![
+            "checks is empty: a scorecard-check plugin offers at least one check".to_owned(),
+        ]);
+    }
+    let mut problems = Vec::new();
+    let mut checks = Vec::with_capacity(described.len());
+    for (i, c) in described.into_iter().enumerate() {
+        let well_formed = !c.id.is_empty()
+            && c.id.len() <= MAX_CHECK_ID_LEN
+            && c.id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !well_formed {
+            problems.push(format!(
+                "checks[{i}].id {:?} must be 1 to {MAX_CHECK_ID_LEN} characters of a-z, 0-9 and '-'",
+                c.id
+            ));
+        }
+        if let Some(first) = checks.iter().position(|k: &CheckInfo| k.id == c.id) {
+            problems.push(format!(
+                "checks[{i}].id {:?} repeats the id of checks[{first}]",
+                c.id
+            ));
+        }
+        let schema = match model::parse_json(
+            &format!("checks[{i}].parameters-schema"),
+            &c.parameters_schema,
+        ) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(other) => {
+                problems.push(format!(
+                    "checks[{i}].parameters-schema must be a JSON Schema object, not {}",
+                    json_kind(&other)
+                ));
+                other
+            }
+            Err(e) => {
+                problems.push(e);
+                Value::Null
+            }
+        };
+        checks.push(CheckInfo {
+            id: c.id,
+            title: c.title,
+            description: c.description,
+            entity_kinds: c.entity_kinds,
+            parameters_schema: schema,
+        });
+    }
+    if problems.is_empty() {
+        Ok(checks)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The JSON type of a value, for messages.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(id: &str, schema: &str) -> DescribedCheck {
+        DescribedCheck {
+            id: id.into(),
+            title: format!("Check {id}"),
+            description: String::new(),
+            entity_kinds: vec![],
+            parameters_schema: schema.into(),
+        }
+    }
+
+    #[test]
+    fn well_formed_checks_are_parsed_in_order() {
+        let checks = validate_checks(vec![
+            check("has-owner", r#"{"type": "object"}"#),
+            check("a", "{}"),
+            check(&"x".repeat(MAX_CHECK_ID_LEN), "{}"),
+        ])
+        .unwrap();
+        let ids: Vec<&str> = checks.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["has-owner", "a", &"x".repeat(MAX_CHECK_ID_LEN)]);
+        assert_eq!(
+            checks[0].parameters_schema,
+            serde_json::json!({"type": "object"})
+        );
+    }
+
+    #[test]
+    fn a_plugin_without_checks_is_refused() {
+        let problems = validate_checks(vec![]).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("at least one check"), "{problems:?}");
+    }
+
+    #[test]
+    fn every_bad_check_is_named() {
+        let problems = validate_checks(vec![
+            check("Has Owner", "{}"),
+            check("dup", "{}"),
+            check("dup", "{}"),
+            check("", "{}"),
+            check(&"x".repeat(MAX_CHECK_ID_LEN + 1), "{}"),
+            check("not-json", "{oops"),
+            check("not-object", "[1]"),
+        ])
+        .unwrap_err();
+        let expect = [
+            "checks[0].id \"Has Owner\" must be",
+            "checks[2].id \"dup\" repeats the id of checks[1]",
+            "checks[3].id \"\" must be",
+            "checks[4].id",
+            "checks[5].parameters-schema is not valid JSON",
+            "checks[6].parameters-schema must be a JSON Schema object, not an array",
+        ];
+        assert_eq!(problems.len(), expect.len(), "{problems:#?}");
+        for (problem, expected) in problems.iter().zip(expect) {
+            assert!(problem.starts_with(expected), "{problem:?} vs {expected:?}");
+        }
+    }
+
+    #[test]
+    fn action_details_show_filters_role_and_approval() {
+        let parsed = parse_described(Described {
+            title: "Restart".into(),
+            version: "1.0.0".into(),
+            description: "Restarts a service.".into(),
+            role: DescribedRole::Action(convert::DescribedAction {
+                entity_kinds: vec!["Component".into()],
+                entity_types: vec!["service".into()],
+                entity_tags: vec![],
+                input_schema: "{}".into(),
+                required_role: model::ActionRole::Admin,
+                approval: Some(model::ActionRole::Member),
+            }),
+        })
+        .unwrap();
+        let details = Value::Object(parsed.description.details);
+        assert_eq!(
+            details,
+            serde_json::json!({
+                "entityKinds": ["Component"],
+                "entityTypes": ["service"],
+                "entityTags": [],
+                "inputSchema": {},
+                "requiredRole": "admin",
+                "approval": "member"
+            })
+        );
+        assert_eq!(
+            parsed.action.unwrap().required_role,
+            model::ActionRole::Admin
+        );
     }
 }

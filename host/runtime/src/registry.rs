@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::bindings::Contract;
 use crate::cache::{self, Origin};
 use crate::engine::Runtime;
 use crate::plugin::{Description, Plugin, Role};
@@ -57,6 +58,9 @@ pub struct PluginEntry {
     pub role: Option<Role>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The contract version the plugin was built against (e.g. `0.2.0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract: Option<Contract>,
     /// SHA-256 of the `.wasm` file, hex.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hash: Option<String>,
@@ -233,6 +237,7 @@ impl Registry {
                 None => tracing::info!(
                     plugin = %id,
                     role = ?entry.role,
+                    contract = entry.contract.map(Contract::as_str).unwrap_or(""),
                     version = entry.version.as_deref().unwrap_or(""),
                     ms = entry.load_ms,
                     origin = ?entry.origin,
@@ -349,6 +354,7 @@ fn failed(id: &str, wasm: &Path, error: String, started: Instant) -> PluginEntry
         error: Some(error),
         role: None,
         version: None,
+        contract: None,
         hash: None,
         describe: None,
         grants: None,
@@ -423,6 +429,7 @@ fn load(
         error: None,
         role: Some(plugin.role),
         version: Some(plugin.description.version.clone()),
+        contract: Some(plugin.contract),
         hash: Some(hash),
         describe: Some(plugin.description.clone()),
         grants: Some(plugin.grants.clone()),

@@ -277,8 +277,9 @@ pub fn document() -> Value {
                         "error": {"type": "string"},
                         "role": {"$ref": "#/components/schemas/PluginRole"},
                         "version": {"type": "string"},
+                        "contract": {"type": "string", "enum": ["0.2.0", "0.1.0"], "description": "The portolan:plugin contract version the component was built against; 0.1.0 plugins are adapted to the current model"},
                         "hash": {"type": "string", "description": "SHA-256 of the .wasm file"},
-                        "describe": {"type": "object", "description": "What the plugin's describe returned: title, version, description and role-specific schemas"},
+                        "describe": {"$ref": "#/components/schemas/PluginDescription"},
                         "grants": {"type": "object", "description": "What the sidecar grants: limits, httpAllow, dirs, secrets (names), settings"},
                         "sidecar": {"type": "boolean"},
                         "loadedAt": {"type": "string", "format": "date-time"},
@@ -286,6 +287,37 @@ pub fn document() -> Value {
                         "origin": {"type": "string", "enum": ["compiled", "cache"]}
                     }
                 },
+                "PluginDescription": {
+                    "type": "object", "required": ["title", "version", "description"],
+                    "description": "What the plugin's describe returned, with role-specific fields: settingsSchema (catalog-source); tags, parametersSchema (scaffold-generator); the ActionInfo fields (action); checks (scorecard-check)",
+                    "properties": {
+                        "title": {"type": "string"},
+                        "version": {"type": "string"},
+                        "description": {"type": "string"},
+                        "settingsSchema": {"type": "object"},
+                        "tags": {"type": "array", "items": {"type": "string"}},
+                        "parametersSchema": {"type": ["object", "array"]},
+                        "checks": {"type": "array", "items": {"$ref": "#/components/schemas/CheckInfo"}},
+                        "entityKinds": {"type": "array", "items": {"type": "string"}},
+                        "entityTypes": {"type": "array", "items": {"type": "string"}},
+                        "entityTags": {"type": "array", "items": {"type": "string"}},
+                        "inputSchema": {"type": "object"},
+                        "requiredRole": {"$ref": "#/components/schemas/ActionRole"},
+                        "approval": {"oneOf": [{"$ref": "#/components/schemas/ActionRole"}, {"type": "null"}]}
+                    }
+                },
+                "CheckInfo": {
+                    "type": "object", "required": ["id", "title", "description", "entityKinds", "parametersSchema"],
+                    "description": "One check of a scorecard-check plugin; a rule names it as plugin-id/check-id. A 0.1.0 check plugin offers one, \"default\"",
+                    "properties": {
+                        "id": {"type": "string", "pattern": "^[a-z0-9-]{1,63}$"},
+                        "title": {"type": "string"},
+                        "description": {"type": "string"},
+                        "entityKinds": {"type": "array", "items": {"type": "string"}, "description": "Empty means any kind"},
+                        "parametersSchema": {"type": "object"}
+                    }
+                },
+                "ActionRole": {"type": "string", "enum": ["viewer", "member", "admin"]},
                 "Token": {"type": "object", "required": ["id", "role", "createdAt"], "properties": {
                     "id": {"type": "string"},
                     "role": {"type": "string", "enum": ["viewer", "member", "admin"]},

@@ -1,8 +1,10 @@
 //! Action `http-webhook`: tells another system about a request by POSTing a
 //! JSON payload to the webhook URL in the plugin's `url` setting.
 //!
-//! Input: `{"service": "...", "reason": "..."}`. The payload adds the run id
-//! and, when the action was started on an entity, the entity's reference.
+//! Input: `{"service": "...", "reason": "..."}`. The payload adds the run id,
+//! who started the run and which attempt this is (a receiver that sees the
+//! same run id again with a higher attempt is seeing a retry) and, when the
+//! action was started on an entity, the entity's reference.
 //! Optional setting `token_secret` names a granted secret sent as a bearer
 //! token. Output: `{"status": <HTTP status>}`; a non-2xx answer fails the run.
 
@@ -52,6 +54,8 @@ impl Action for HttpWebhook {
             "event": "portolan.action",
             "action": "http-webhook",
             "run_id": invocation.run_id,
+            "actor": invocation.actor,
+            "attempt": invocation.attempt,
             "service": service,
             "reason": reason,
             "entity": invocation.entity.as_ref().map(|entity| entity.reference()),

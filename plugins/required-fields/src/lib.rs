@@ -1,20 +1,26 @@
-//! Scorecard check `required-fields`: an entity passes when it fills in every
-//! field the rule names.
+//! Scorecard-check plugin `required-fields`: one check, `required-fields`
+//! (a rule names it `required-fields/required-fields`, or
+//! `<file name>/required-fields` when installed under another name). An
+//! entity passes when it fills in every field the rule names.
 //!
 //! Rule parameters: `{"fields": ["spec.owner", "metadata.description"]}`, dotted
 //! paths into the entity's Backstage descriptor (`apiVersion`, `kind`,
 //! `metadata.*`, `spec.*`, `relations`). A field counts as filled when it is
 //! present and neither null, blank text, an empty list nor an empty mapping.
 
-use portolan_sdk::check::{CheckInfo, Error, Outcome};
+use portolan_sdk::check::{Error, Outcome, PluginInfo};
 use portolan_sdk::{about, Entity, ScorecardCheck};
 use serde_json::{json, Value};
+
+/// The one check this plugin offers.
+const CHECK_ID: &str = "required-fields";
 
 struct RequiredFields;
 
 impl ScorecardCheck for RequiredFields {
-    fn describe() -> CheckInfo {
-        CheckInfo::new(
+    fn describe() -> PluginInfo {
+        PluginInfo::single(
+            CHECK_ID,
             about!(
                 "Required fields",
                 "Passes when an entity fills in every field the rule names, as dotted paths into \
@@ -38,7 +44,11 @@ impl ScorecardCheck for RequiredFields {
         )
     }
 
-    fn evaluate(parameters: Value, entities: Vec<Entity>) -> Result<Vec<Outcome>, Error> {
+    fn evaluate(
+        _check: &str,
+        parameters: Value,
+        entities: Vec<Entity>,
+    ) -> Result<Vec<Outcome>, Error> {
         let fields = fields(&parameters)?;
         Ok(entities
             .iter()

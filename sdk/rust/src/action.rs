@@ -26,17 +26,34 @@ pub struct ActionInfo {
     /// The entity kinds the action applies to (e.g. `Component`); empty means
     /// the action stands alone, outside any entity.
     pub entity_kinds: Vec<String>,
+    /// If not empty, the action applies only to entities whose `spec.type` is
+    /// one of these (e.g. `service`).
+    pub entity_types: Vec<String>,
+    /// If not empty, the action applies only to entities that carry at least
+    /// one of these tags.
+    pub entity_tags: Vec<String>,
     /// The input as a JSON Schema object.
     pub input_schema: Value,
+    /// The lowest role allowed to start a run ([`Role::Member`] unless set).
+    /// The operator may raise it in the plugin's sidecar, never lower it.
+    pub required_role: Role,
+    /// If set, every run waits until a user with at least this role, other
+    /// than the one who started it, approves it. `None` unless set.
+    pub approval: Option<Role>,
 }
 
 impl ActionInfo {
-    /// An action that stands alone, outside any entity.
+    /// An action that stands alone, outside any entity, that any member may
+    /// start without approval.
     pub fn new(about: About, input_schema: Value) -> Self {
         ActionInfo {
             about,
             entity_kinds: Vec::new(),
+            entity_types: Vec::new(),
+            entity_tags: Vec::new(),
             input_schema,
+            required_role: Role::Member,
+            approval: None,
         }
     }
 
@@ -45,6 +62,42 @@ impl ActionInfo {
         self.entity_kinds = kinds.into_iter().map(Into::into).collect();
         self
     }
+
+    /// Offers the action only on entities whose `spec.type` is one of these.
+    pub fn for_types<I: IntoIterator<Item = S>, S: Into<String>>(mut self, types: I) -> Self {
+        self.entity_types = types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Offers the action only on entities that carry one of these tags.
+    pub fn for_tags<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tags: I) -> Self {
+        self.entity_tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the lowest role allowed to start a run.
+    pub fn required_role(mut self, role: Role) -> Self {
+        self.required_role = role;
+        self
+    }
+
+    /// Makes every run wait for the approval of a user with at least `role`,
+    /// other than the one who started it.
+    pub fn needs_approval(mut self, role: Role) -> Self {
+        self.approval = Some(role);
+        self
+    }
+}
+
+/// A role in the portal, lowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Reads the portal.
+    Viewer,
+    /// Works on the catalog; the default role for starting an action.
+    Member,
+    /// Administers the portal.
+    Admin,
 }
 
 /// One run of the action.
@@ -52,6 +105,11 @@ impl ActionInfo {
 pub struct Invocation {
     /// The run's identifier, for logs and idempotency keys.
     pub run_id: String,
+    /// Who started the run (the token's name, e.g. `alice`).
+    pub actor: String,
+    /// 1 for the first attempt; a retried run counts up. With the run id it
+    /// tells a retry from a new run.
+    pub attempt: u32,
     /// The input, a JSON object the host validated against
     /// [`ActionInfo::input_schema`].
     pub input: Value,
@@ -133,5 +191,32 @@ impl std::error::Error for Error {}
 impl From<crate::http::Error> for Error {
     fn from(e: crate::http::Error) -> Self {
         Error::Failed(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_action_defaults_to_members_without_approval() {
+        let info = ActionInfo::new(About::new("Restart", "1.0.0", "Restarts."), json!({}));
+        assert_eq!(info.required_role, Role::Member);
+        assert_eq!(info.approval, None);
+        assert!(info.entity_types.is_empty() && info.entity_tags.is_empty());
+
+        let info = info
+            .for_kinds(["Component"])
+            .for_types(["service"])
+            .for_tags(["prod"])
+            .required_role(Role::Admin)
+            .needs_approval(Role::Admin);
+        assert_eq!(info.entity_kinds, ["Component"]);
+        assert_eq!(info.entity_types, ["service"]);
+        assert_eq!(info.entity_tags, ["prod"]);
+        assert_eq!(info.required_role, Role::Admin);
+        assert_eq!(info.approval, Some(Role::Admin));
+        assert!(Role::Viewer < Role::Member && Role::Member < Role::Admin);
     }
 }

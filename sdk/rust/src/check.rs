@@ -1,7 +1,12 @@
-//! The scorecard-check role: judge a batch of entities against one rule.
+//! The scorecard-check role: judge a batch of entities against a rule.
 //!
-//! A scorecard's rule names a check and its parameters; the host evaluates
+//! A scorecard-check plugin offers one or more checks. A scorecard's rule
+//! names one as `plugin-id/check-id` with its parameters; the host evaluates
 //! many entities per call, so the cost of an instance is paid once per batch.
+//!
+//! A plugin with one check describes itself with [`PluginInfo::single`]; one
+//! with several adds each with [`PluginInfo::with_check`] and matches on the
+//! check id in [`ScorecardCheck::evaluate`].
 
 use std::fmt;
 
@@ -9,26 +14,81 @@ use serde_json::Value;
 
 use crate::{About, Entity};
 
-/// A scorecard check. Export it with `portolan_sdk::export!(ScorecardCheck for MyCheck);`.
+/// A scorecard-check plugin. Export it with `portolan_sdk::export!(ScorecardCheck for MyCheck);`.
 pub trait ScorecardCheck {
-    /// Describes the check. Called once when the plugin is loaded; must not
-    /// perform I/O.
-    fn describe() -> CheckInfo;
+    /// Describes the plugin and its checks. Called once when the plugin is
+    /// loaded; must not perform I/O.
+    fn describe() -> PluginInfo;
 
-    /// Evaluates `entities` under one rule's `parameters` (a JSON object the
-    /// host validated against [`CheckInfo::parameters_schema`]).
+    /// Evaluates `entities` under the check `check` (one of the ids
+    /// [`describe`](Self::describe) returned) and one rule's `parameters` (a
+    /// JSON object the host validated against that check's
+    /// [`CheckInfo::parameters_schema`]).
+    ///
+    /// The host calls only with ids the plugin described, and passes only
+    /// entities of the check's [`CheckInfo::entity_kinds`]; a plugin with one
+    /// check may ignore `check`. Answer any other id with
+    /// [`Error::unknown_check`].
     ///
     /// Must return exactly one [`Outcome`] per entity, in the same order; the
-    /// host fails the call otherwise. An `Err` fails the whole batch.
-    fn evaluate(parameters: Value, entities: Vec<Entity>) -> Result<Vec<Outcome>, Error>;
+    /// host fails the call otherwise. An `Err` fails the whole batch; an
+    /// entity the check cannot decide for gets [`Outcome::error`].
+    fn evaluate(
+        check: &str,
+        parameters: Value,
+        entities: Vec<Entity>,
+    ) -> Result<Vec<Outcome>, Error>;
 }
 
-/// What a check says about itself.
+/// What a scorecard-check plugin says about itself.
 #[derive(Clone, Debug)]
-pub struct CheckInfo {
+pub struct PluginInfo {
     /// Title, version and description for the plugin list.
     pub about: About,
-    /// The entity kinds the check applies to (e.g. `Component`); empty means any kind.
+    /// The checks the plugin offers; at least one, with unique ids.
+    pub checks: Vec<CheckInfo>,
+}
+
+impl PluginInfo {
+    /// A plugin with no checks yet; add them with [`PluginInfo::with_check`].
+    pub fn new(about: About) -> Self {
+        PluginInfo {
+            about,
+            checks: Vec::new(),
+        }
+    }
+
+    /// A plugin that offers one check, `id`, for any kind of entity, titled
+    /// and described as the plugin itself.
+    pub fn single(id: impl Into<String>, about: About, parameters_schema: Value) -> Self {
+        let check = CheckInfo::new(
+            id,
+            about.title.clone(),
+            about.description.clone(),
+            parameters_schema,
+        );
+        PluginInfo::new(about).with_check(check)
+    }
+
+    /// Adds a check.
+    pub fn with_check(mut self, check: CheckInfo) -> Self {
+        self.checks.push(check);
+        self
+    }
+}
+
+/// One check a plugin offers.
+#[derive(Clone, Debug)]
+pub struct CheckInfo {
+    /// Unique within the plugin: 1 to 63 characters of `a-z`, `0-9` and `-`
+    /// (the host refuses to load the plugin otherwise).
+    pub id: String,
+    /// A short human title, e.g. "Has an owner".
+    pub title: String,
+    /// What the check looks at, for the people who read a scorecard.
+    pub description: String,
+    /// The entity kinds the check applies to (e.g. `Component`); empty means
+    /// any kind. The host passes only entities of these kinds.
     pub entity_kinds: Vec<String>,
     /// The rule parameters as a JSON Schema object.
     pub parameters_schema: Value,
@@ -36,9 +96,16 @@ pub struct CheckInfo {
 
 impl CheckInfo {
     /// A check for any kind of entity.
-    pub fn new(about: About, parameters_schema: Value) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        title: impl Into<String>,
+        description: impl Into<String>,
+        parameters_schema: Value,
+    ) -> Self {
         CheckInfo {
-            about,
+            id: id.into(),
+            title: title.into(),
+            description: description.into(),
             entity_kinds: Vec::new(),
             parameters_schema,
         }
@@ -60,6 +127,9 @@ pub enum Status {
     Fail,
     /// The rule does not apply to this entity; it counts as neither.
     Skip,
+    /// The check could not decide for this entity (e.g. an external lookup
+    /// failed); counts as not passing.
+    Error,
 }
 
 /// The result for one entity.
@@ -101,6 +171,16 @@ impl Outcome {
         }
     }
 
+    /// An error for this entity alone, saying why the check could not
+    /// decide (the rest of the batch is unaffected).
+    pub fn error(message: impl Into<String>) -> Self {
+        Outcome {
+            status: Status::Error,
+            message: Some(message.into()),
+            value: None,
+        }
+    }
+
     /// Sets the message.
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
         self.message = Some(message.into());
@@ -114,7 +194,8 @@ impl Outcome {
     }
 }
 
-/// Why a whole batch failed.
+/// Why a whole batch failed. For one entity that cannot be decided, return
+/// [`Outcome::error`] instead.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
     /// The rule's parameters are unacceptable.
@@ -124,6 +205,8 @@ pub enum Error {
         /// Why it is unacceptable.
         reason: String,
     },
+    /// The check id is not one the plugin offers. Holds the id.
+    UnknownCheck(String),
     /// Anything else; the text is for humans.
     Other(String),
 }
@@ -136,6 +219,11 @@ impl Error {
             reason: reason.into(),
         }
     }
+
+    /// An [`Error::UnknownCheck`], for an id the plugin does not offer.
+    pub fn unknown_check(check: impl Into<String>) -> Self {
+        Error::UnknownCheck(check.into())
+    }
 }
 
 impl fmt::Display for Error {
@@ -144,6 +232,7 @@ impl fmt::Display for Error {
             Error::InvalidParameter { pointer, reason } => {
                 write!(f, "parameter {pointer}: {reason}")
             }
+            Error::UnknownCheck(check) => write!(f, "no check {check:?} in this plugin"),
             Error::Other(message) => f.write_str(message),
         }
     }
@@ -154,5 +243,47 @@ impl std::error::Error for Error {}
 impl From<crate::http::Error> for Error {
     fn from(e: crate::http::Error) -> Self {
         Error::Other(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_single_check_is_titled_and_described_as_the_plugin() {
+        let about = About::new("Has an owner", "1.0.0", "spec.owner names a group.");
+        let info = PluginInfo::single("has-owner", about, json!({"type": "object"}));
+        assert_eq!(info.checks.len(), 1);
+        let check = &info.checks[0];
+        assert_eq!(check.id, "has-owner");
+        assert_eq!(check.title, "Has an owner");
+        assert_eq!(check.description, "spec.owner names a group.");
+        assert!(check.entity_kinds.is_empty());
+    }
+
+    #[test]
+    fn checks_keep_the_order_they_were_added_in() {
+        let info = PluginInfo::new(About::new("Hygiene", "1.0.0", "Catalog hygiene."))
+            .with_check(CheckInfo::new("has-owner", "Has an owner", "", json!({})))
+            .with_check(
+                CheckInfo::new("has-system", "Has a system", "", json!({}))
+                    .for_kinds(["Component"]),
+            );
+        let ids: Vec<&str> = info.checks.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["has-owner", "has-system"]);
+        assert_eq!(info.checks[1].entity_kinds, ["Component"]);
+    }
+
+    #[test]
+    fn an_error_outcome_concerns_one_entity() {
+        let outcome = Outcome::error("lookup failed");
+        assert_eq!(outcome.status, Status::Error);
+        assert_eq!(outcome.message.as_deref(), Some("lookup failed"));
+        assert_eq!(
+            Error::unknown_check("nope").to_string(),
+            "no check \"nope\" in this plugin"
+        );
     }
 }

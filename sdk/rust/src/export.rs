@@ -18,7 +18,7 @@
 #[macro_export]
 macro_rules! export {
     (CatalogSource for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/catalog-source@0.1.0", source, {
+        $crate::__export_world!("portolan:plugin/catalog-source@0.2.0", source, {
             fn describe() -> wit::SourceInfo {
                 let info = <$t as $crate::CatalogSource>::describe();
                 wit::SourceInfo {
@@ -51,7 +51,7 @@ macro_rules! export {
     };
 
     (ScaffoldGenerator for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/scaffold-generator@0.1.0", generator, {
+        $crate::__export_world!("portolan:plugin/scaffold-generator@0.2.0", generator, {
             fn describe() -> wit::GeneratorInfo {
                 let info = <$t as $crate::ScaffoldGenerator>::describe();
                 wit::GeneratorInfo {
@@ -93,13 +93,23 @@ macro_rules! export {
     };
 
     (Action for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/action@0.1.0", operation, {
+        $crate::__export_world!("portolan:plugin/action@0.2.0", operation, {
             fn describe() -> wit::ActionInfo {
+                use $crate::action::Role;
+                let role = |role: Role| match role {
+                    Role::Viewer => wit::Role::Viewer,
+                    Role::Member => wit::Role::Member,
+                    Role::Admin => wit::Role::Admin,
+                };
                 let info = <$t as $crate::Action>::describe();
                 wit::ActionInfo {
                     about: info.about,
                     entity_kinds: info.entity_kinds,
+                    entity_types: info.entity_types,
+                    entity_tags: info.entity_tags,
                     input_schema: info.input_schema.to_string(),
+                    required_role: role(info.required_role),
+                    approval: info.approval.map(role),
                 }
             }
 
@@ -111,6 +121,8 @@ macro_rules! export {
                     .map_err(|e| wit::Error::InvalidInput((::std::string::String::new(), e)))?;
                 let invocation = Invocation {
                     run_id: invocation.run_id,
+                    actor: invocation.actor,
+                    attempt: invocation.attempt,
                     input,
                     entity: invocation.entity,
                 };
@@ -131,24 +143,34 @@ macro_rules! export {
     };
 
     (ScorecardCheck for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/scorecard-check@0.1.0", check, {
-            fn describe() -> wit::CheckInfo {
+        $crate::__export_world!("portolan:plugin/scorecard-check@0.2.0", check, {
+            fn describe() -> wit::PluginInfo {
                 let info = <$t as $crate::ScorecardCheck>::describe();
-                wit::CheckInfo {
+                wit::PluginInfo {
                     about: info.about,
-                    entity_kinds: info.entity_kinds,
-                    parameters_schema: info.parameters_schema.to_string(),
+                    checks: info
+                        .checks
+                        .into_iter()
+                        .map(|check| wit::CheckInfo {
+                            id: check.id,
+                            title: check.title,
+                            description: check.description,
+                            entity_kinds: check.entity_kinds,
+                            parameters_schema: check.parameters_schema.to_string(),
+                        })
+                        .collect(),
                 }
             }
 
             fn evaluate(
+                check: ::std::string::String,
                 parameters: ::std::string::String,
                 entities: ::std::vec::Vec<$crate::Entity>,
             ) -> ::core::result::Result<::std::vec::Vec<wit::Outcome>, wit::Error> {
                 use $crate::check::{Error, Status};
                 let parameters = $crate::__private::parse_json(&parameters)
                     .map_err(|e| wit::Error::InvalidParameter((::std::string::String::new(), e)))?;
-                <$t as $crate::ScorecardCheck>::evaluate(parameters, entities)
+                <$t as $crate::ScorecardCheck>::evaluate(&check, parameters, entities)
                     .map(|outcomes| {
                         outcomes
                             .into_iter()
@@ -157,6 +179,7 @@ macro_rules! export {
                                     Status::Pass => wit::Status::Pass,
                                     Status::Fail => wit::Status::Fail,
                                     Status::Skip => wit::Status::Skip,
+                                    Status::Error => wit::Status::Error,
                                 },
                                 message: o.message,
                                 value: o.value.map(|value| value.to_string()),
@@ -167,6 +190,7 @@ macro_rules! export {
                         Error::InvalidParameter { pointer, reason } => {
                             wit::Error::InvalidParameter((pointer, reason))
                         }
+                        Error::UnknownCheck(check) => wit::Error::UnknownCheck(check),
                         Error::Other(m) => wit::Error::Other(m),
                     })
             }

@@ -5,18 +5,19 @@
 //! type, one `impl` and one [`export!`] line:
 //!
 //! ```no_run
-//! use portolan_sdk::check::{CheckInfo, Error, Outcome};
+//! use portolan_sdk::check::{Error, Outcome, PluginInfo};
 //! use portolan_sdk::serde_json::{json, Value};
 //! use portolan_sdk::{about, Entity, ScorecardCheck};
 //!
 //! struct HasDescription;
 //!
 //! impl ScorecardCheck for HasDescription {
-//!     fn describe() -> CheckInfo {
-//!         CheckInfo::new(about!("Has a description", "Every entity says what it is."), json!({"type": "object"}))
+//!     fn describe() -> PluginInfo {
+//!         let about = about!("Has a description", "Every entity says what it is.");
+//!         PluginInfo::single("has-description", about, json!({"type": "object"}))
 //!     }
 //!
-//!     fn evaluate(_parameters: Value, entities: Vec<Entity>) -> Result<Vec<Outcome>, Error> {
+//!     fn evaluate(_check: &str, _parameters: Value, entities: Vec<Entity>) -> Result<Vec<Outcome>, Error> {
 //!         Ok(entities
 //!             .iter()
 //!             .map(|e| match e.description.as_deref() {
@@ -30,6 +31,11 @@
 //! portolan_sdk::export!(ScorecardCheck for HasDescription);
 //! ```
 //!
+//! A plugin may offer several checks: describe each with
+//! [`check::CheckInfo`] and match on the check id in
+//! [`ScorecardCheck::evaluate`]. The SDK builds against the contract
+//! `portolan:plugin@0.2.0`.
+//!
 //! # Tour
 //!
 //! | module | what it holds |
@@ -38,7 +44,7 @@
 //! | [`source`] | [`CatalogSource`]: pulls entities into the catalog, page by page |
 //! | [`scaffold`] | [`ScaffoldGenerator`]: turns form parameters into the files of a new project |
 //! | [`action`] | [`Action`]: a day-2 operation run on behalf of a developer |
-//! | [`check`] | [`ScorecardCheck`]: judges a batch of entities against one rule |
+//! | [`check`] | [`ScorecardCheck`]: one or more checks that judge a batch of entities against a rule |
 //! | [`host`] | what the host offers every plugin: [`log`] (and [`info!`] & co.), [`settings`], [`setting`], [`secret`] |
 //! | [`http`] | a small blocking HTTP client over `wasi:http/outgoing-handler` |
 //!
