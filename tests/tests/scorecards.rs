@@ -10,8 +10,8 @@ use portolan_store::Role;
 use serde_json::{json, Value};
 
 /// The check ids the fixtures offer.
-const REQUIRED: &str = "required-fields/default";
-const HOSTILE: &str = "hostile-check/default";
+const REQUIRED: &str = "required-fields/required-fields";
+const HOSTILE: &str = "hostile-check/hostile";
 
 /// Waits until plugin `id` is loaded.
 async fn ready(server: &TestServer, id: &str, token: &str) {

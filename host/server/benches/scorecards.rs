@@ -40,7 +40,7 @@ use portolan_store::{EntityQuery, Origin};
 use serde_json::{json, Value};
 
 /// The check every rule calls, as `plugin/check`.
-const CHECK: &str = "required-fields/default";
+const CHECK: &str = "required-fields/required-fields";
 
 /// The ten rules: (id, level, field).
 const RULES: [(&str, &str, &str); 10] = [
@@ -340,8 +340,9 @@ async fn run(n: usize) {
                     }
                     let params = json!({"fields": [field]});
                     for batch in entities.chunks(evaluate::CALL_BATCH) {
-                        let out = portolan::checks::evaluate(&plugin, "default", &params, batch)
-                            .expect("check call");
+                        let out =
+                            portolan::checks::evaluate(&plugin, "required-fields", &params, batch)
+                                .expect("check call");
                         verdicts += out.len();
                     }
                 }

@@ -22,34 +22,19 @@ pub struct CheckOffer {
     pub parameters_schema: Value,
 }
 
-/// The check id a plugin with a single, unnamed check offers.
-pub const SINGLE_CHECK: &str = "default";
-
-/// The checks `plugin` offers.
+/// The checks `plugin` offers (none if it is not a check plugin).
 pub fn offers(plugin: &Plugin) -> Vec<CheckOffer> {
-    let d = &plugin.description;
-    let kinds = d
-        .details
-        .get("entityKinds")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
+    plugin
+        .checks()
+        .iter()
+        .map(|c| CheckOffer {
+            id: c.id.clone(),
+            title: c.title.clone(),
+            description: c.description.clone(),
+            entity_kinds: c.entity_kinds.clone(),
+            parameters_schema: c.parameters_schema.clone(),
         })
-        .unwrap_or_default();
-    vec![CheckOffer {
-        id: SINGLE_CHECK.to_owned(),
-        title: d.title.clone(),
-        description: d.description.clone(),
-        entity_kinds: kinds,
-        parameters_schema: d
-            .details
-            .get("parametersSchema")
-            .cloned()
-            .unwrap_or_else(|| serde_json::json!({"type": "object"})),
-    }]
+        .collect()
 }
 
 /// Calls `check` of `plugin` on a batch: one answer per entity, in order.
@@ -60,14 +45,7 @@ pub fn evaluate(
     parameters: &Value,
     entities: &[PluginEntity],
 ) -> Result<Vec<CheckAnswer>, CallError> {
-    if check != SINGLE_CHECK {
-        return Err(CallError::Plugin {
-            code: "unknown-check".to_owned(),
-            field: None,
-            message: format!("the plugin offers no check {check:?}"),
-        });
-    }
-    let report = plugin.evaluate(parameters, entities);
+    let report = plugin.evaluate(check, parameters, entities);
     Ok(report
         .result?
         .into_iter()
@@ -76,6 +54,7 @@ pub fn evaluate(
                 CheckStatus::Pass => Outcome::Pass,
                 CheckStatus::Fail => Outcome::Fail,
                 CheckStatus::Skip => Outcome::Skip,
+                CheckStatus::Error => Outcome::Error,
             },
             message: o.message,
             value: o.value,
