@@ -637,16 +637,8 @@ async fn list_evaluations(
         ));
     }
     let before = match &q.cursor {
-        Some(c) if !c.is_empty() && c.len() <= 64 && c.chars().all(|c| c.is_ascii_hexdigit()) => {
-            Some(c.clone())
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "query.cursor",
-                "not a cursor this API returned; pass nextCursor unchanged",
-            ))
-        }
         None => None,
+        Some(c) => Some(crate::sources::decode_cursor(c)?),
     };
     // Two subjects, merged newest first (ids sort by age).
     let mut jobs = state

@@ -247,7 +247,7 @@ fn encode_cursor(id: &str) -> String {
     id.to_owned()
 }
 
-fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
     if !cursor.is_empty() && cursor.len() <= 64 && cursor.chars().all(|c| c.is_ascii_hexdigit()) {
         Ok(cursor.to_owned())
     } else {
