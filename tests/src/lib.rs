@@ -97,6 +97,7 @@ impl TestServer {
                 dir: opts.scorecards_dir,
                 ..Default::default()
             },
+            actions: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -143,6 +144,17 @@ impl TestServer {
         self.state
             .store
             .create_token(role, "test")
+            .await
+            .unwrap()
+            .secret
+    }
+
+    /// Creates a token with `role` for the person `name` (its description,
+    /// which is how approvals tell people apart).
+    pub async fn token_for(&self, role: portolan_store::Role, name: &str) -> String {
+        self.state
+            .store
+            .create_token(role, name)
             .await
             .unwrap()
             .secret

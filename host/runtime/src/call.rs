@@ -7,6 +7,7 @@
 //! `host.log` lines and whatever it printed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,41 @@ pub struct LogLine {
     pub at_ms: u64,
 }
 
+/// Receives each log line of a call as the plugin writes it (already
+/// masked and cut), for a live view of a long call such as an action run.
+/// Called on the calling thread, inside the plugin call: keep it cheap.
+pub type LogSink = Arc<dyn Fn(&LogLine) + Send + Sync>;
+
+/// What the caller of a long call can do while it runs: watch its log, and
+/// stop it.
+#[derive(Clone, Default)]
+pub struct CallControl {
+    /// Sees every log line as it is written.
+    pub log_sink: Option<LogSink>,
+    /// Set it to stop the call: the plugin is interrupted at its next
+    /// instruction check (within a few milliseconds of running code; a
+    /// plugin waiting on the host, e.g. on an HTTP answer, stops when that
+    /// wait ends) and the call fails with [`CallError::Cancelled`].
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl CallControl {
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+impl std::fmt::Debug for CallControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallControl")
+            .field("log_sink", &self.log_sink.is_some())
+            .field("cancel", &self.cancelled())
+            .finish()
+    }
+}
+
 /// Why a call failed. Each case fails only the call it happened in.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -87,9 +123,27 @@ pub enum CallError {
     /// The plugin cannot be called (not loaded, failed to load, wrong role).
     #[error("{message}")]
     Unavailable { message: String },
+    /// The caller stopped the call ([`CallControl::cancel`]).
+    #[error("the call was cancelled")]
+    Cancelled,
 }
 
 impl CallError {
+    /// A short stable name of the case, for records and API errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CallError::Timeout { .. } => "timeout",
+            CallError::MemoryLimit { .. } => "memory-limit",
+            CallError::FuelExhausted { .. } => "fuel-exhausted",
+            CallError::Trap { .. } => "trap",
+            CallError::Plugin { .. } => "plugin-error",
+            CallError::BadOutput { .. } => "bad-output",
+            CallError::Busy { .. } => "busy",
+            CallError::Unavailable { .. } => "unavailable",
+            CallError::Cancelled => "cancelled",
+        }
+    }
+
     /// The error a plugin returned through its interface's `variant error`
     /// (or that the host gives in its place, such as `unknown-check`).
     pub(crate) fn plugin(code: &str, field: Option<String>, message: String) -> CallError {
@@ -148,6 +202,11 @@ pub(crate) struct CallLimiter {
 #[error("memory cap reached")]
 struct MemoryCapReached;
 
+/// The error the epoch callback raises when the caller cancelled the call.
+#[derive(Debug, thiserror::Error)]
+#[error("call cancelled")]
+pub(crate) struct CancelRequested;
+
 impl ResourceLimiter for CallLimiter {
     fn memory_growing(
         &mut self,
@@ -188,6 +247,8 @@ pub struct CallState {
     grants: Arc<Grants>,
     /// Values of the secrets this plugin was granted and the host knows.
     secrets: Arc<HashMap<String, String>>,
+    /// Sees each log line as it is written.
+    pub(crate) log_sink: Option<LogSink>,
 }
 
 impl CallState {
@@ -237,6 +298,7 @@ impl CallState {
             started,
             grants,
             secrets,
+            log_sink: None,
         })
     }
 
@@ -255,22 +317,20 @@ impl CallState {
             message.push_str(" [line cut]");
         }
         let at_ms = self.started.elapsed().as_millis() as u64;
-        self.log.push(LogLine {
+        let line = LogLine {
             level,
             message,
             at_ms,
-        });
+        };
+        if let Some(sink) = &self.log_sink {
+            sink(&line);
+        }
+        self.log.push(line);
     }
 
-    /// Replaces the values of granted secrets in a log line.
+    /// Replaces the values of the host's secrets in a log line.
     fn mask(&self, line: &str) -> String {
-        let mut out = line.to_owned();
-        for value in self.secrets.values() {
-            if value.len() >= 4 && out.contains(value.as_str()) {
-                out = out.replace(value.as_str(), "[secret]");
-            }
-        }
-        out
+        mask_secrets(&self.secrets, line)
     }
 
     /// Ends the call: appends captured stdio and notes to the log and returns it.
@@ -317,6 +377,9 @@ impl CallState {
 
     /// Classifies the error of a failed call.
     pub(crate) fn classify(&self, err: wasmtime::Error, fuel: Option<u64>) -> CallError {
+        if err.downcast_ref::<CancelRequested>().is_some() {
+            return CallError::Cancelled;
+        }
         if self.limiter.refused_memory || err.downcast_ref::<MemoryCapReached>().is_some() {
             return CallError::MemoryLimit {
                 limit_bytes: self.limiter.memory_bytes,
@@ -347,6 +410,27 @@ impl CallState {
         };
         CallError::Trap { message }
     }
+}
+
+/// `text` with every secret value in `secrets` replaced by `[secret]`,
+/// longest first (so a secret that contains another is masked whole).
+/// Values shorter than 4 bytes are left alone: they would mask ordinary
+/// words and say little about the secret.
+pub(crate) fn mask_secrets(secrets: &HashMap<String, String>, text: &str) -> String {
+    let mut values: Vec<&str> = secrets
+        .values()
+        .map(String::as_str)
+        .filter(|v| v.len() >= 4 && text.contains(*v))
+        .collect();
+    if values.is_empty() {
+        return text.to_owned();
+    }
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let mut out = text.to_owned();
+    for value in values {
+        out = out.replace(value, "[secret]");
+    }
+    out
 }
 
 impl WasiView for CallState {

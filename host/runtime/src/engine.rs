@@ -146,6 +146,31 @@ impl Runtime {
         &self.inner.secrets
     }
 
+    /// `text` with the value of every secret the host holds replaced by
+    /// `[secret]`: for anything a plugin hands back (log lines, outputs,
+    /// error messages) before it is stored or shown.
+    pub fn redact(&self, text: &str) -> String {
+        crate::call::mask_secrets(&self.inner.secrets, text)
+    }
+
+    /// [`redact`](Self::redact) applied to every string (keys included) of
+    /// a JSON value.
+    pub fn redact_json(&self, value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => Value::String(self.redact(s)),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| self.redact_json(v)).collect())
+            }
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (self.redact(k), self.redact_json(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
     /// Identifies the engine's code generation settings: compiled artifacts
     /// are reusable only by an engine with the same key.
     pub fn engine_key(&self) -> &str {

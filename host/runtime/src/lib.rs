@@ -38,7 +38,7 @@ pub mod schedule;
 pub mod sidecar;
 
 pub use bindings::Contract;
-pub use call::{CallError, CallReport, LogLevel, LogLine};
+pub use call::{CallControl, CallError, CallReport, LogLevel, LogLine, LogSink};
 pub use engine::{Runtime, RuntimeConfig};
 pub use plugin::{Plugin, Role};
 pub use registry::{PluginEntry, PluginStatus, Registry};

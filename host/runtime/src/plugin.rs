@@ -8,21 +8,22 @@
 //! ([`Contract`]); the typed calls take and return the current model either
 //! way, and older versions are adapted (`crate::convert`).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 use wasmtime::component::Component;
-use wasmtime::Store;
+use wasmtime::{Store, UpdateDeadline};
 
 use crate::bindings::{self, v0_1, v0_2, Contract};
-use crate::call::{CallError, CallReport, CallState};
+use crate::call::{CallControl, CallError, CallReport, CallState, CancelRequested};
 use crate::convert::{self, Described, DescribedCheck, DescribedRole};
 use crate::engine::{Runtime, EPOCH_TICK};
 use crate::model::{
-    self, ActionInfo, ActionInvocation, ActionOutcome, CheckInfo, CheckOutcome, CheckStatus,
-    Entity, GeneratorOutput, SyncPage,
+    self, ActionInfo, ActionInvocation, ActionOutcome, ActionRole, CheckInfo, CheckOutcome,
+    CheckStatus, Entity, GeneratorOutput, SyncPage,
 };
 use crate::sidecar::Grants;
 
@@ -108,6 +109,10 @@ impl std::fmt::Debug for Plugin {
 
 /// The longest `describe` may take, whatever the plugin's own limit.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often, in epoch ticks, a cancellable call looks at its cancel flag
+/// (10 ticks: every 50 ms of running code).
+const CANCEL_CHECK_TICKS: u64 = 10;
 
 /// Longest check id, as `wit/scorecard-check.wit` says.
 pub const MAX_CHECK_ID_LEN: usize = 63;
@@ -211,7 +216,60 @@ impl Plugin {
         plugin.description = described.description;
         plugin.checks = described.checks;
         plugin.action = described.action;
+        plugin.apply_action_policy()?;
         Ok(plugin)
+    }
+
+    /// Raises the action's required role and approval to the sidecar's
+    /// `[action]` policy. Lowering either fails the load: the plugin's
+    /// author decided how dangerous the action is.
+    fn apply_action_policy(&mut self) -> Result<(), String> {
+        let Some(policy) = self.grants.action else {
+            return Ok(());
+        };
+        let Some(info) = self.action.as_mut() else {
+            return Err("the sidecar has an [action] table but the plugin is not an action".into());
+        };
+        let mut problems = Vec::new();
+        if let Some(role) = policy.required_role {
+            if role < info.required_role {
+                problems.push(format!(
+                    "action.required_role = {:?} is lower than the {:?} the plugin requires; \
+                     a sidecar may only raise it",
+                    role_name(role),
+                    role_name(info.required_role)
+                ));
+            } else {
+                info.required_role = role;
+            }
+        }
+        if let Some(role) = policy.approval {
+            match info.approval {
+                Some(own) if role < own => problems.push(format!(
+                    "action.approval = {:?} is lower than the {:?} the plugin requires; \
+                     a sidecar may only raise it",
+                    role_name(role),
+                    role_name(own)
+                )),
+                _ => info.approval = Some(role),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        let details = &mut self.description.details;
+        details.insert(
+            "requiredRole".into(),
+            Value::from(role_name(info.required_role)),
+        );
+        details.insert(
+            "approval".into(),
+            info.approval
+                .map(role_name)
+                .map(Value::from)
+                .unwrap_or(Value::Null),
+        );
+        Ok(())
     }
 
     pub fn version(&self) -> &str {
@@ -237,6 +295,20 @@ impl Plugin {
         timeout: Duration,
         f: impl FnOnce(&Pre, &mut Store<CallState>) -> wasmtime::Result<Result<R, CallError>>,
     ) -> CallReport<R> {
+        self.call_with(timeout, &CallControl::default(), f)
+    }
+
+    /// [`call`](Self::call) under the caller's control: its log sink sees
+    /// each line as it is written, and its cancel flag stops the call.
+    fn call_with<R>(
+        &self,
+        timeout: Duration,
+        control: &CallControl,
+        f: impl FnOnce(&Pre, &mut Store<CallState>) -> wasmtime::Result<Result<R, CallError>>,
+    ) -> CallReport<R> {
+        if control.cancelled() {
+            return CallReport::failed(CallError::Cancelled);
+        }
         let started = Instant::now();
         let limits = self.grants.limits;
         let state =
@@ -249,11 +321,36 @@ impl Plugin {
                     ))
                 }
             };
+        let mut state = state;
+        state.log_sink = control.log_sink.clone();
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.limiter);
         let ticks = timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
-        store.set_epoch_deadline(ticks.max(1));
-        store.epoch_deadline_trap();
+        match control.cancel.clone() {
+            None => {
+                store.set_epoch_deadline(ticks.max(1));
+                store.epoch_deadline_trap();
+            }
+            Some(cancel) => {
+                // Look at the flag every few ticks; the deadline is kept by
+                // counting the ticks that passed.
+                let mut left = ticks.max(1);
+                let step = CANCEL_CHECK_TICKS.min(left);
+                store.set_epoch_deadline(step);
+                let mut last = step;
+                store.epoch_deadline_callback(move |_| {
+                    if cancel.load(Ordering::Relaxed) {
+                        return Err(CancelRequested.into());
+                    }
+                    left = left.saturating_sub(last);
+                    if left == 0 {
+                        return Ok(UpdateDeadline::Interrupt);
+                    }
+                    last = CANCEL_CHECK_TICKS.min(left);
+                    Ok(UpdateDeadline::Continue(last))
+                });
+            }
+        }
         let fuel = limits.fuel;
         if self.runtime.config().limits.fuel_enabled {
             // Fuel metering is engine-wide; plugins without a budget get all.
@@ -485,10 +582,20 @@ impl Plugin {
     /// Runs a day-2 action. A plugin built against contract 0.1.0 does not
     /// learn the invocation's actor and attempt.
     pub fn run_action(&self, invocation: &ActionInvocation) -> CallReport<ActionOutcome> {
+        self.run_action_with(invocation, &CallControl::default())
+    }
+
+    /// [`run_action`](Self::run_action) with a live log and a way to stop
+    /// it (see [`CallControl`]).
+    pub fn run_action_with(
+        &self,
+        invocation: &ActionInvocation,
+        control: &CallControl,
+    ) -> CallReport<ActionOutcome> {
         if self.role != Role::Action {
             return self.wrong_role(Role::Action);
         }
-        self.call(self.timeout(), |pre, store| {
+        self.call_with(self.timeout(), control, |pre, store| {
             Ok(match pre {
                 Pre::Action(p) => settle(
                     p.instantiate(&mut *store)?
@@ -503,6 +610,14 @@ impl Plugin {
                 _ => unreachable!("role checked above"),
             })
         })
+    }
+}
+
+fn role_name(role: ActionRole) -> &'static str {
+    match role {
+        ActionRole::Viewer => "viewer",
+        ActionRole::Member => "member",
+        ActionRole::Admin => "admin",
     }
 }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::ActionRole;
 use crate::outbound::{AllowRule, Allowlist};
 use crate::schedule::{Schedule, ScheduleFile};
 
@@ -32,6 +33,21 @@ pub struct Sidecar {
     pub settings: toml::Table,
     /// When a catalog source syncs by itself (see [`crate::schedule`]).
     pub schedule: Option<ScheduleFile>,
+    /// `[action]`: the operator's policy for an action plugin.
+    pub action: Option<ActionPolicy>,
+}
+
+/// `[action]`: what the operator adds to an action's own rules. Either
+/// value may only raise what the plugin asks for, never lower it; a lower
+/// one fails the load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ActionPolicy {
+    /// The lowest role allowed to start a run.
+    #[serde(alias = "required_role")]
+    pub required_role: Option<ActionRole>,
+    /// Every run waits for the approval of someone with at least this role.
+    pub approval: Option<ActionRole>,
 }
 
 /// `[limits]`: per-call limits; unset fields take the host's defaults.
@@ -97,6 +113,9 @@ pub struct Grants {
     /// When the plugin runs by itself; only catalog sources use it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
+    /// The operator's `[action]` policy; only actions use it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionPolicy>,
 }
 
 /// The host's defaults and upper bounds for per-call limits.
@@ -240,6 +259,7 @@ impl Sidecar {
             secrets: self.secrets.clone(),
             settings,
             schedule,
+            action: self.action,
         })
     }
 }
@@ -254,6 +274,7 @@ impl Grants {
             secrets: Vec::new(),
             settings: serde_json::Value::Object(Default::default()),
             schedule: None,
+            action: None,
         }
     }
 

@@ -28,7 +28,8 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens/{id}", delete(revoke_token))
         .merge(crate::entities::routes())
         .merge(crate::sources::routes())
-        .merge(crate::scorecards::routes());
+        .merge(crate::scorecards::routes())
+        .merge(crate::actions::routes());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

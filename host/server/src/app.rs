@@ -26,6 +26,8 @@ pub struct AppState {
     pub evaluation_wake: Arc<crate::sync::Wake>,
     /// Which scorecards the scorecard files define.
     pub file_scorecards: Arc<crate::scorecards::FileScorecards>,
+    /// This replica's action run workers: wake-ups and cancel flags.
+    pub actions: Arc<crate::actions::Local>,
 }
 
 /// Builds the runtime settings from the portal's configuration.
@@ -71,6 +73,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         sync_wake: Arc::default(),
         evaluation_wake: Arc::default(),
         file_scorecards: Arc::default(),
+        actions: Arc::default(),
     })
 }
 
@@ -98,7 +101,8 @@ pub async fn serve(
         let _ = rx.wait_for(|s| *s).await;
     });
     let syncs = crate::sync::spawn(state.clone(), stop_rx.clone());
-    let evaluations = crate::evaluate::spawn(state.clone(), stop_rx);
+    let evaluations = crate::evaluate::spawn(state.clone(), stop_rx.clone());
+    let runs = crate::actions::spawn(state.clone(), stop_rx);
     // The first scan runs beside the server so that it answers (and
     // `/readyz` says "scanning") while large plugins compile.
     let first = registry.clone();
@@ -118,6 +122,7 @@ pub async fn serve(
     let _ = watcher.await;
     let _ = syncs.await;
     let _ = evaluations.await;
+    let _ = runs.await;
     store.close().await;
     tracing::info!("portolan stopped");
     Ok(())

@@ -35,6 +35,21 @@ pub struct Config {
     pub secrets: HashMap<String, String>,
     /// Scorecard settings.
     pub scorecards: ScorecardSettings,
+    /// Action run settings.
+    pub actions: ActionSettings,
+}
+
+/// `[actions]` settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionSettings {
+    /// Action runs one replica executes at the same time.
+    pub workers: usize,
+}
+
+impl Default for ActionSettings {
+    fn default() -> ActionSettings {
+        ActionSettings { workers: 4 }
+    }
 }
 
 /// `[scorecards]` settings.
@@ -86,6 +101,14 @@ pub struct FileConfig {
     pub runtime: FileRuntime,
     #[serde(default)]
     pub scorecards: FileScorecards,
+    #[serde(default)]
+    pub actions: FileActions,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileActions {
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -247,6 +270,17 @@ impl Config {
             public_badges: sc.public_badges.unwrap_or(false),
         };
 
+        let workers = file
+            .actions
+            .workers
+            .unwrap_or(ActionSettings::default().workers);
+        if workers == 0 || workers > 256 {
+            problems.push(format!(
+                "actions.workers = {workers}: must be between 1 and 256"
+            ));
+        }
+        let actions = ActionSettings { workers };
+
         let secrets = env
             .iter()
             .filter_map(|(k, v)| {
@@ -274,6 +308,7 @@ impl Config {
             runtime,
             secrets,
             scorecards,
+            actions,
         })
     }
 }

@@ -19,6 +19,10 @@
 //! - [`evaluate`]: the scheduler and workers that evaluate scorecards
 //!   through the durable queue; [`checks`] is its bridge to the check
 //!   plugins and [`schema`] validates rule parameters against their schemas.
+//! - [`actions`]: day-2 actions (`/api/v1/actions`, `/api/v1/runs`,
+//!   `/api/v1/audit`): runs validated, approved, queued in the database,
+//!   executed by workers on any replica with a live log, cancel, retry and
+//!   an audit trail.
 //! - [`error`]: the API's error type (`application/problem+json`) and the
 //!   extractors that turn malformed input into it.
 //! - [`auth`]: bearer tokens with roles.
@@ -26,6 +30,7 @@
 //! - [`openapi`]: the OpenAPI document served at `/api/openapi.json`.
 //! - [`cli`]: the `portolan` command line.
 
+pub mod actions;
 pub mod api;
 pub mod app;
 pub mod apply;

@@ -297,16 +297,7 @@ impl Failure {
     }
 
     fn from_call(page: u64, e: CallError) -> Failure {
-        let code = match &e {
-            CallError::Timeout { .. } => "timeout",
-            CallError::MemoryLimit { .. } => "memory-limit",
-            CallError::FuelExhausted { .. } => "fuel-exhausted",
-            CallError::Trap { .. } => "trap",
-            CallError::Plugin { .. } => "plugin-error",
-            CallError::BadOutput { .. } => "bad-output",
-            CallError::Busy { .. } => "busy",
-            CallError::Unavailable { .. } => "unavailable",
-        };
+        let code = e.code();
         let field = match &e {
             CallError::Plugin { field, .. } => field.clone(),
             _ => None,

@@ -32,6 +32,9 @@
 //!   current result of each rule per entity and each entity's level
 //!   history; [`Store::write_scorecard_results`] writes one evaluation of
 //!   many entities in one transaction.
+//! - [`actions`]: day-2 action runs (each row is also its place in the
+//!   queue: [`Store::claim_run`] with a lease, approvals, cancel, retry),
+//!   their logs and the audit trail.
 //! - [`error`]: [`StoreError`], one enum whose cases callers branch on
 //!   (bad URL, database unreachable, migration failed, query failed).
 //! - [`testing`]: test support for this and other crates: throwaway SQLite
@@ -40,6 +43,7 @@
 //! All SQL is written as runtime queries (`sqlx::query` with binds) rather
 //! than the compile-time checked macros, so building needs no database.
 
+pub mod actions;
 pub mod entities;
 pub mod error;
 pub mod jobs;
@@ -49,6 +53,10 @@ pub mod store;
 pub mod testing;
 pub mod tokens;
 
+pub use actions::{
+    Approval, AuditEntry, AuditFilter, ClaimedRun, NewAuditEntry, NewLogLine, NewRun, RetryRun,
+    Run, RunEnd, RunFilter, RunLogLine, RunStatus, MAX_RUN_PAGE,
+};
 pub use entities::{BatchSummary, IfMatch, Origin, SourceSyncSummary, StoredEntity, WriteOutcome};
 pub use error::StoreError;
 pub use jobs::{Job, JobStatus, NewJob};

@@ -21,6 +21,7 @@ pub fn config(dir: &Path, database_url: String) -> Config {
         },
         secrets: Default::default(),
         scorecards: Default::default(),
+        actions: Default::default(),
     }
 }
 
