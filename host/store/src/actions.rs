@@ -221,11 +221,14 @@ fn lease_millis(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
-/// A new id: the time in hex first, so ids sort by age, then random bits.
-fn new_id(at_millis: i64) -> String {
+/// A new id: the time in microseconds in hex first, so ids sort by age
+/// (also the several ids one request writes within a millisecond), then
+/// random bits.
+fn new_id() -> String {
     let mut random = [0u8; 8];
     OsRng.fill_bytes(&mut random);
-    format!("{:012x}{}", at_millis.max(0), hex::encode(random))
+    let micros = Utc::now().timestamp_micros().max(0);
+    format!("{micros:014x}{}", hex::encode(random))
 }
 
 impl RunRow {
@@ -380,7 +383,7 @@ macro_rules! audit_insert {
             "INSERT INTO audit_log (id, at, actor, verb, subject, detail) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(new_id($at))
+        .bind(new_id())
         .bind($at)
         .bind(&entry.actor)
         .bind(&entry.verb)
@@ -395,7 +398,7 @@ impl Store {
     /// Creates a run and its audit entry in one transaction.
     pub async fn create_run(&self, new: &NewRun, audit: &NewAuditEntry) -> Result<Run, StoreError> {
         let at = now_millis();
-        let id = new_id(at);
+        let id = new_id();
         let status = if new.approval_role.is_some() {
             RunStatus::AwaitingApproval
         } else {
@@ -856,6 +859,8 @@ mod tests {
 
     #[test]
     fn ids_sort_by_time() {
-        assert!(new_id(1_700_000_000_000) < new_id(1_700_000_000_001));
+        let a = new_id();
+        std::thread::sleep(Duration::from_micros(2));
+        assert!(a < new_id());
     }
 }
