@@ -395,7 +395,7 @@ async fn actions_of_both_versions_run_and_only_the_current_one_sees_the_actor() 
     .unwrap();
     assert_eq!(
         report.result.expect("the webhook action runs").output,
-        json!({"status": 200})
+        json!({"status": 200, "body": "ok"})
     );
     let payloads = seen.lock().unwrap().clone();
     assert_eq!(payloads.len(), 1, "{payloads:?}");
