@@ -428,12 +428,13 @@ async fn the_webhook_fails_on_a_non_2xx_answer_and_reaches_only_allowed_hosts() 
     .await;
     let (code, field, message) = plugin_error(&report);
     assert_eq!((code, field), ("failed", None));
-    // TODO(sdk): a refused request that has a body may fail as "body: stream
-    // closed" rather than "denied by the host": `http::Request::send` looks
-    // at the pending response once, without waiting for the host's refusal
-    // to settle. Until that is fixed the run's log is what says why.
+    // The error says the host refused it (the SDK waits for the refusal
+    // even though the request had a body to write).
     assert!(
-        message.starts_with(&format!("request to {}/hook", hook.url())),
+        message.starts_with(&format!(
+            "request to {}/hook denied by the host",
+            hook.url()
+        )),
         "{message}"
     );
     assert_eq!(

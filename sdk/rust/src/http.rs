@@ -197,8 +197,16 @@ impl Request {
             for chunk in self.body.chunks(WRITE_CHUNK) {
                 if let Err(e) = stream.blocking_write_and_flush(chunk) {
                     // A host that refuses the request after accepting it
-                    // closes the body; its reason is the better error.
-                    if let Some(Ok(Err(code))) = pending.get() {
+                    // closes the body; its reason is the better error, and
+                    // it may arrive a moment after the body closed: wait
+                    // for the answer (the call's deadline bounds the wait).
+                    let answer = loop {
+                        match pending.get() {
+                            Some(answer) => break answer,
+                            None => pending.subscribe().block(),
+                        }
+                    };
+                    if let Ok(Err(code)) = answer {
                         return Err(Error::Http { url: display, code });
                     }
                     return Err(Error::Body {
