@@ -1227,7 +1227,10 @@ async fn call(
         tokio::task::spawn_blocking(move || plugin.run_action_with(&invocation, &control));
     let hard_deadline = tokio::time::sleep(timeout + HARD_DEADLINE_GRACE);
     tokio::pin!(hard_deadline);
+    // Both intervals fire at once on their first tick: skip it, so a short
+    // run writes its log once, at its end.
     let mut flush = tokio::time::interval(LOG_FLUSH);
+    flush.tick().await;
     let mut renew = tokio::time::interval(RENEW);
     renew.tick().await;
     let mut lost_lease = false;

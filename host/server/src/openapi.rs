@@ -59,6 +59,18 @@ pub const OPERATIONS: &[(&str, &str)] = &[
         "/api/v1/entities/{kind}/{namespace}/{name}/scorecards/{id}/badge.svg",
         "get",
     ),
+    ("/api/v1/actions", "get"),
+    ("/api/v1/actions/{id}", "get"),
+    ("/api/v1/actions/{id}/runs", "post"),
+    ("/api/v1/runs", "get"),
+    ("/api/v1/runs/{id}", "get"),
+    ("/api/v1/runs/{id}/logs", "get"),
+    ("/api/v1/runs/{id}/logs/stream", "get"),
+    ("/api/v1/runs/{id}/cancel", "post"),
+    ("/api/v1/runs/{id}/retry", "post"),
+    ("/api/v1/runs/{id}/approve", "post"),
+    ("/api/v1/runs/{id}/deny", "post"),
+    ("/api/v1/audit", "get"),
 ];
 
 fn problem_responses(codes: &[&str]) -> Value {
@@ -331,6 +343,7 @@ pub fn document() -> Value {
     add_sources(&mut doc);
     add_catalog_queries(&mut doc);
     add_scorecards(&mut doc);
+    add_actions(&mut doc);
     doc
 }
 
@@ -641,6 +654,118 @@ fn add_scorecards(doc: &mut Value) {
             "counts": {"type": ["object", "null"]},
             "problems": {"type": "array"},
             "error": {"type": ["object", "null"]}
+        }}
+    });
+    merge_into(doc, "paths", paths);
+    if let Some(components) = doc.get_mut("components") {
+        merge_into(components, "schemas", schemas);
+    }
+}
+
+fn add_actions(doc: &mut Value) {
+    let json_ok = |desc: &str, schema: Value| json!({"description": desc, "content": {"application/json": {"schema": schema}}});
+    let action_id = json!({"name": "id", "in": "path", "required": true, "description": "The action plugin's id", "schema": {"type": "string"}});
+    let run_id = json!({"name": "id", "in": "path", "required": true, "description": "The run's id", "schema": {"type": "string"}});
+    let limit = json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}});
+    let cursor = json!({"name": "cursor", "in": "query", "description": "`next` of the previous page", "schema": {"type": "string"}});
+    let query = |name: &str, desc: &str| json!({"name": name, "in": "query", "description": desc, "schema": {"type": "string"}});
+    let run = json!({"$ref": "#/components/schemas/Run"});
+    let accepted = |desc: &str| {
+        json!({"description": desc, "headers": {"Location": {"schema": {"type": "string"}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Run"}}}})
+    };
+    let paths = json!({
+        "/api/v1/actions": {"get": {
+            "summary": "The loaded actions; with `entity`, only those that apply to it (its kind, and type and tags where the action narrows them)",
+            "parameters": [query("entity", "kind:namespace/name")],
+            "responses": with(problem_responses(&["401", "404", "422"]), "200", json_ok("Actions", json!({"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Action"}}}})))
+        }},
+        "/api/v1/actions/{id}": {"get": {
+            "summary": "One action: input schema, entities it applies to, role required, approval",
+            "parameters": [action_id],
+            "responses": with(problem_responses(&["401", "404"]), "200", json_ok("The action", json!({"$ref": "#/components/schemas/Action"})))
+        }},
+        "/api/v1/actions/{id}/runs": {"post": {
+            "summary": "Start a run: the input is validated against the action's schema (each problem at /input/...), the entity must exist and fit the action, the token needs the action's role. The run is queued, or waits for approval",
+            "parameters": [action_id],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "input": {"type": "object"}, "entity": {"type": "string", "description": "kind:namespace/name; required when the action applies to entities"}}}}}},
+            "responses": with(problem_responses(&["400", "401", "403", "404", "415", "422"]), "202", accepted("Queued (or awaiting approval); Location names the run"))
+        }},
+        "/api/v1/runs": {"get": {
+            "summary": "Runs, newest first",
+            "parameters": [query("action", "action id"), query("status", "queued, awaiting-approval, running, succeeded, failed or cancelled"),
+                query("entity", "kind:namespace/name"), query("actor", "the actor string"), limit.clone(), cursor.clone()],
+            "responses": with(problem_responses(&["401", "422"]), "200", json_ok("Runs", json!({"type": "object", "properties": {
+                "items": {"type": "array", "items": run.clone()}, "next": {"type": ["string", "null"]}}})))
+        }},
+        "/api/v1/runs/{id}": {"get": {
+            "summary": "One run: status, input (secret fields redacted), actor, attempt, approval, output, links, error",
+            "parameters": [run_id.clone()],
+            "responses": with(problem_responses(&["401", "404"]), "200", json_ok("The run", run.clone()))
+        }},
+        "/api/v1/runs/{id}/logs": {"get": {
+            "summary": "The run's log, oldest first: the plugin's lines and the host's own steps, each with its attempt",
+            "parameters": [run_id.clone(), {"name": "after", "in": "query", "description": "only lines after this sequence number", "schema": {"type": "integer"}}, limit],
+            "responses": with(problem_responses(&["401", "404", "422"]), "200", json_ok("Lines", json!({"type": "object"})))
+        }},
+        "/api/v1/runs/{id}/logs/stream": {"get": {
+            "summary": "The log live as Server-Sent Events: `log` events (id = sequence number, data = the line), then one `status` event with the ended run. Honours Last-Event-ID",
+            "parameters": [run_id.clone(), {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
+            "responses": with(problem_responses(&["401", "404", "422"]), "200", json!({"description": "The stream", "content": {"text/event-stream": {}}}))
+        }},
+        "/api/v1/runs/{id}/cancel": {"post": {
+            "summary": "Cancel a run (its actor or an admin): a waiting run ends at once, a running one is stopped",
+            "parameters": [run_id.clone()],
+            "responses": with(problem_responses(&["401", "403", "404", "409"]), "200", json_ok("The run", run.clone()))
+        }},
+        "/api/v1/runs/{id}/retry": {"post": {
+            "summary": "Run a failed or cancelled run again as its next attempt (same id). Secret input fields are not kept after a run ends: send them again as {\"input\": {...}}",
+            "parameters": [run_id.clone()],
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"input": {"type": "object"}}}}}},
+            "responses": with(problem_responses(&["400", "401", "403", "404", "409", "422"]), "202", accepted("Queued again"))
+        }},
+        "/api/v1/runs/{id}/approve": {"post": {
+            "summary": "Approve a run that waits for approval (a user with the approval role, not the one who started it); it is queued",
+            "parameters": [run_id.clone()],
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "properties": {"comment": {"type": "string"}}}}}},
+            "responses": with(problem_responses(&["400", "401", "403", "404", "409"]), "200", json_ok("The run", run.clone()))
+        }},
+        "/api/v1/runs/{id}/deny": {"post": {
+            "summary": "Deny a run that waits for approval, saying why; it ends cancelled",
+            "parameters": [run_id],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["comment"], "properties": {"comment": {"type": "string"}}}}}},
+            "responses": with(problem_responses(&["400", "401", "403", "404", "409", "422"]), "200", json_ok("The run", run))
+        }},
+        "/api/v1/audit": {"get": {
+            "summary": "The audit trail (admin): who started, approved, denied, cancelled or retried which run, when, with which input (secrets redacted); newest first",
+            "parameters": [query("actor", "the actor string"), query("action", "run.start, run.approve, run.deny, run.cancel or run.retry"),
+                query("subject", "run:<id>"), json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}), cursor],
+            "responses": with(problem_responses(&["401", "403", "422"]), "200", json_ok("Entries", json!({"type": "object"})))
+        }}
+    });
+    let schemas = json!({
+        "Action": {"type": "object", "properties": {
+            "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
+            "version": {"type": ["string", "null"]}, "contract": {"type": ["string", "null"]},
+            "entityKinds": {"type": "array", "items": {"type": "string"}},
+            "entityTypes": {"type": "array", "items": {"type": "string"}},
+            "entityTags": {"type": "array", "items": {"type": "string"}},
+            "inputSchema": {"type": "object"},
+            "requiredRole": {"type": "string", "enum": ["viewer", "member", "admin"]},
+            "approval": {"type": ["string", "null"], "enum": ["viewer", "member", "admin", null]}
+        }},
+        "Run": {"type": "object", "properties": {
+            "id": {"type": "string"}, "action": {"type": "string"}, "actionVersion": {"type": "string"},
+            "entity": {"type": ["string", "null"]}, "input": {"type": "object"},
+            "status": {"type": "string", "enum": ["queued", "awaiting-approval", "running", "succeeded", "failed", "cancelled"]},
+            "actor": {"type": "string"}, "attempt": {"type": "integer"},
+            "createdAt": {"type": "string", "format": "date-time"}, "queuedAt": {"type": "string", "format": "date-time"},
+            "startedAt": {"type": ["string", "null"]}, "finishedAt": {"type": ["string", "null"]},
+            "approval": {"type": ["object", "null"]}, "output": {"type": ["object", "null"]},
+            "links": {"type": "array"}, "error": {"type": ["object", "null"]},
+            "cancelRequested": {"type": "boolean"}, "cancelledBy": {"type": ["string", "null"]},
+            "worker": {"type": ["string", "null"]}
         }}
     });
     merge_into(doc, "paths", paths);
