@@ -530,6 +530,46 @@ async fn cancel_retry_and_misbehaving_plugins_fail_only_their_run() {
     let done = wait_run(&server, &alice, &long_id, Duration::from_secs(20), ended).await;
     assert_eq!(done["status"], "succeeded", "{done}");
 
+    // The live stream delivers lines while the run is still going, then its
+    // end.
+    let (_, live) = start(
+        &server,
+        &alice,
+        "test-action",
+        run_on("sleep", json!({"ms": 1200})),
+    )
+    .await;
+    let live_id = live["id"].as_str().unwrap().to_owned();
+    let mut response = server
+        .http
+        .get(server.url(&format!("/api/v1/runs/{live_id}/logs/stream")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    let mut body = String::new();
+    let mut status_when_ticked = None;
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(30), response.chunk())
+        .await
+        .expect("the stream keeps talking")
+        .unwrap()
+    {
+        body.push_str(&String::from_utf8_lossy(&chunk));
+        if status_when_ticked.is_none() && body.contains("tick 1") {
+            let (_, run) = server.get(&format!("/api/v1/runs/{live_id}"), &alice).await;
+            status_when_ticked = Some(run["status"].clone());
+        }
+    }
+    assert_eq!(status_when_ticked, Some(json!("running")), "{body}");
+    let (tick, end) = (
+        body.find("tick 1").unwrap(),
+        body.find("event: status").unwrap(),
+    );
+    assert!(
+        tick < end && body[end..].contains("\"succeeded\""),
+        "{body}"
+    );
+
     // Cancel needs the run's actor (or an admin); the run stops at once.
     let (_, spin) = start(
         &server,
