@@ -558,11 +558,21 @@ impl Plugin {
 
     /// Generates a new project's files from validated parameters.
     pub fn generate(&self, parameters: &Value) -> CallReport<GeneratorOutput> {
+        self.generate_with(parameters, &CallControl::default())
+    }
+
+    /// [`generate`](Self::generate) with a live log and a way to stop it
+    /// (see [`CallControl`]).
+    pub fn generate_with(
+        &self,
+        parameters: &Value,
+        control: &CallControl,
+    ) -> CallReport<GeneratorOutput> {
         if self.role != Role::ScaffoldGenerator {
             return self.wrong_role(Role::ScaffoldGenerator);
         }
         let params = model::json_text(parameters);
-        self.call(self.timeout(), |pre, store| {
+        self.call_with(self.timeout(), control, |pre, store| {
             Ok(match pre {
                 Pre::Generator(p) => settle(
                     p.instantiate(&mut *store)?

@@ -35,6 +35,46 @@ pub struct Sidecar {
     pub schedule: Option<ScheduleFile>,
     /// `[action]`: the operator's policy for an action plugin.
     pub action: Option<ActionPolicy>,
+    /// `[scaffold]`: where a scaffold generator's projects are published.
+    pub scaffold: Option<ScaffoldFile>,
+}
+
+/// `[scaffold]` as written: where a template's new projects go.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaffoldFile {
+    /// `directory` (a new folder under `root`) or `git` (a new repository
+    /// pushed to `remote`).
+    pub target: String,
+    /// The workspace root new project folders are created in (directory
+    /// target); relative paths resolve against the sidecar's folder.
+    pub root: Option<PathBuf>,
+    /// Where to push (git target); `{name}` is replaced by the project's
+    /// name, e.g. `ssh://git.example.com/new/{name}.git`.
+    pub remote: Option<String>,
+    /// The branch to commit to and push (default `main`).
+    pub branch: Option<String>,
+    /// The commit's author (default `Portolan`).
+    pub author_name: Option<String>,
+    /// The commit's author e-mail (default `portolan@localhost`).
+    pub author_email: Option<String>,
+}
+
+/// Where a template's new projects go, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum ScaffoldTarget {
+    /// A new folder `root/<name>`.
+    Directory { root: PathBuf },
+    /// A new repository committed by `author` and pushed to `remote`
+    /// (`{name}` replaced) on `branch`.
+    #[serde(rename_all = "camelCase")]
+    Git {
+        remote: String,
+        branch: String,
+        author_name: String,
+        author_email: String,
+    },
 }
 
 /// `[action]`: what the operator adds to an action's own rules. Either
@@ -116,6 +156,9 @@ pub struct Grants {
     /// The operator's `[action]` policy; only actions use it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<ActionPolicy>,
+    /// Where a scaffold generator publishes; only generators use it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaffold: Option<ScaffoldTarget>,
 }
 
 /// The host's defaults and upper bounds for per-call limits.
@@ -245,6 +288,11 @@ impl Sidecar {
             },
         };
 
+        let scaffold = match &self.scaffold {
+            None => None,
+            Some(file) => file.resolve(base, &mut problems),
+        };
+
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
@@ -260,7 +308,75 @@ impl Sidecar {
             settings,
             schedule,
             action: self.action,
+            scaffold,
         })
+    }
+}
+
+impl ScaffoldFile {
+    fn resolve(&self, base: &Path, problems: &mut Vec<String>) -> Option<ScaffoldTarget> {
+        match self.target.as_str() {
+            "directory" => {
+                let Some(root) = &self.root else {
+                    problems.push("scaffold.root: a directory target needs a root folder".into());
+                    return None;
+                };
+                let root = if root.is_absolute() {
+                    root.clone()
+                } else {
+                    base.join(root)
+                };
+                match root.canonicalize() {
+                    Ok(p) if p.is_dir() => Some(ScaffoldTarget::Directory { root: p }),
+                    Ok(p) => {
+                        problems.push(format!("scaffold.root = {}: not a directory", p.display()));
+                        None
+                    }
+                    Err(e) => {
+                        problems.push(format!("scaffold.root = {}: {e}", root.display()));
+                        None
+                    }
+                }
+            }
+            "git" => {
+                let Some(remote) = self.remote.as_deref().filter(|r| !r.trim().is_empty()) else {
+                    problems.push("scaffold.remote: a git target needs a remote to push to".into());
+                    return None;
+                };
+                let branch = self.branch.clone().unwrap_or_else(|| "main".into());
+                let branch_ok = !branch.is_empty()
+                    && !branch.starts_with('-')
+                    && branch
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+                if !branch_ok {
+                    problems.push(format!("scaffold.branch = {branch:?}: not a branch name"));
+                    return None;
+                }
+                if remote.starts_with('-') {
+                    problems.push(format!("scaffold.remote = {remote:?}: not a remote"));
+                    return None;
+                }
+                Some(ScaffoldTarget::Git {
+                    remote: remote.to_owned(),
+                    branch,
+                    author_name: self
+                        .author_name
+                        .clone()
+                        .unwrap_or_else(|| "Portolan".into()),
+                    author_email: self
+                        .author_email
+                        .clone()
+                        .unwrap_or_else(|| "portolan@localhost".into()),
+                })
+            }
+            other => {
+                problems.push(format!(
+                    "scaffold.target = {other:?}: one of \"directory\", \"git\""
+                ));
+                None
+            }
+        }
     }
 }
 
@@ -275,6 +391,7 @@ impl Grants {
             settings: serde_json::Value::Object(Default::default()),
             schedule: None,
             action: None,
+            scaffold: None,
         }
     }
 

@@ -82,11 +82,33 @@ pub struct Local {
     pub logs: Wake,
     /// Cancel flags of the runs this replica is executing, by run id.
     running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// This process's name among the replicas.
+    replica: std::sync::OnceLock<String>,
 }
 
 impl Local {
     fn flag(&self, run: &str) -> Option<Arc<AtomicBool>> {
         self.running.lock().ok()?.get(run).cloned()
+    }
+
+    /// Registers a run this replica executes; its flag stops it.
+    pub(crate) fn track(&self, run: &str) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(run.to_owned(), flag.clone());
+        }
+        flag
+    }
+
+    pub(crate) fn untrack(&self, run: &str) {
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(run);
+        }
+    }
+
+    /// This process's replica id, the same for all its workers.
+    pub fn replica(&self) -> &str {
+        self.replica.get_or_init(crate::sync::replica_id)
     }
 }
 
@@ -218,7 +240,7 @@ pub fn applies(info: &ActionInfo, entity: &CatalogEntity) -> bool {
     kind && of_type && tagged
 }
 
-fn parse_ref(text: &str, field: &str) -> Result<EntityRef, ApiError> {
+pub(crate) fn parse_ref(text: &str, field: &str) -> Result<EntityRef, ApiError> {
     EntityRef::parse(
         text,
         RefDefaults {
@@ -296,7 +318,7 @@ pub fn secret_pointers(schema: &Value) -> Vec<String> {
 
 /// Splits `input` into the input with its secret fields replaced by
 /// [`SECRET`] and those fields' values by pointer (`None` if there are none).
-fn split_secrets(input: &Value, pointers: &[String]) -> (Value, Option<Value>) {
+pub(crate) fn split_secrets(input: &Value, pointers: &[String]) -> (Value, Option<Value>) {
     let mut redacted = input.clone();
     let mut secrets = Map::new();
     for p in pointers {
@@ -324,7 +346,7 @@ fn merge_secrets(input: &Value, secrets: Option<&Value>) -> Value {
 
 /// The strings among the secret input values, to mask in what the plugin
 /// writes.
-fn secret_strings(secrets: Option<&Value>) -> Vec<String> {
+pub(crate) fn secret_strings(secrets: Option<&Value>) -> Vec<String> {
     fn collect(v: &Value, out: &mut Vec<String>) {
         match v {
             Value::String(s) if s.len() >= 4 => out.push(s.clone()),
@@ -342,7 +364,7 @@ fn secret_strings(secrets: Option<&Value>) -> Vec<String> {
 }
 
 /// Masks the host's secrets and the run's secret input values in `text`.
-fn mask(state: &AppState, extra: &[String], text: &str) -> String {
+pub(crate) fn mask(state: &AppState, extra: &[String], text: &str) -> String {
     let mut out = state.registry.runtime().redact(text);
     for s in extra {
         if out.contains(s.as_str()) {
@@ -352,7 +374,7 @@ fn mask(state: &AppState, extra: &[String], text: &str) -> String {
     out
 }
 
-fn mask_json(state: &AppState, extra: &[String], value: &Value) -> Value {
+pub(crate) fn mask_json(state: &AppState, extra: &[String], value: &Value) -> Value {
     match value {
         Value::String(s) => Value::String(mask(state, extra, s)),
         Value::Array(items) => {
@@ -409,7 +431,7 @@ struct StartBody {
     entity: Option<String>,
 }
 
-fn run_response(status: StatusCode, run: &Run) -> Response {
+pub(crate) fn run_response(status: StatusCode, run: &Run) -> Response {
     let location = format!("/api/v1/runs/{}", run.id);
     (
         status,
@@ -419,7 +441,7 @@ fn run_response(status: StatusCode, run: &Run) -> Response {
         .into_response()
 }
 
-fn optional_body<T: serde::de::DeserializeOwned + Default>(
+pub(crate) fn optional_body<T: serde::de::DeserializeOwned + Default>(
     body: &axum::body::Bytes,
 ) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -513,6 +535,7 @@ async fn start_run(
     let redacted = state.registry.runtime().redact_json(&redacted);
     let actor = actor_of(token);
     let new = NewRun {
+        kind: "action".into(),
         action: id.clone(),
         action_version: action.entry.version.clone().unwrap_or_default(),
         entity_ref: entity_ref.clone(),
@@ -520,6 +543,7 @@ async fn start_run(
         secret_input: secrets,
         actor: actor.clone(),
         approval_role: action.info.approval.map(|r| role_name(r).to_owned()),
+        running_on: None,
     };
     let audit = NewAuditEntry {
         actor,
@@ -536,6 +560,7 @@ async fn start_run(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunsQuery {
+    kind: Option<String>,
     action: Option<String>,
     status: Option<String>,
     entity: Option<String>,
@@ -581,6 +606,16 @@ async fn list_runs(
     let runs = state
         .store
         .list_runs(&RunFilter {
+            kind: match q.kind.as_deref() {
+                None => None,
+                Some(k @ ("action" | "template")) => Some(k.to_owned()),
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        "query.kind",
+                        "one of \"action\", \"template\"",
+                    ))
+                }
+            },
             action: q.action,
             status,
             entity_ref,
@@ -779,6 +814,12 @@ async fn retry_run(
 ) -> Result<Response, ApiError> {
     let token = caller.require(Role::Viewer)?;
     let run = find_run(&state, &id).await?;
+    if run.kind != "action" {
+        return Err(ApiError::Conflict(format!(
+            "run {id} is a {} run; start the template again instead",
+            run.kind
+        )));
+    }
     let action = find_action(&state, &run.action)?;
     let needed = store_role(action.info.required_role);
     if token.role < needed {
@@ -986,7 +1027,7 @@ async fn list_audit(
 /// turns true (a run in progress is left to its lease: another replica, or
 /// this one after a restart, fails it as interrupted).
 pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    let replica = crate::sync::replica_id();
+    let replica = state.actions.replica().to_owned();
     tokio::spawn(async move {
         let mut tasks = vec![tokio::spawn(janitor(state.clone(), stop.clone()))];
         for n in 0..state.config.actions.workers {
@@ -1046,15 +1087,15 @@ async fn worker(state: AppState, owner: String, mut stop: watch::Receiver<bool>)
 
 /// The log of one attempt as it is written: lines wait here until the next
 /// flush.
-struct RunLog {
-    state: AppState,
-    run_id: String,
-    attempt: i64,
-    pending: Vec<NewLogLine>,
+pub(crate) struct RunLog {
+    pub(crate) state: AppState,
+    pub(crate) run_id: String,
+    pub(crate) attempt: i64,
+    pub(crate) pending: Vec<NewLogLine>,
 }
 
 impl RunLog {
-    fn host(&mut self, level: &str, message: String) {
+    pub(crate) fn host(&mut self, level: &str, message: String) {
         self.pending.push(NewLogLine {
             level: level.to_owned(),
             message,
@@ -1062,7 +1103,7 @@ impl RunLog {
         });
     }
 
-    async fn flush(&mut self) {
+    pub(crate) async fn flush(&mut self) {
         if self.pending.is_empty() {
             return;
         }
@@ -1079,7 +1120,7 @@ impl RunLog {
     }
 }
 
-fn failure(code: &str, message: impl Into<String>) -> Value {
+pub(crate) fn failure(code: &str, message: impl Into<String>) -> Value {
     json!({"code": code, "message": message.into()})
 }
 
@@ -1211,10 +1252,8 @@ async fn call(
     extra: &[String],
     log: &mut RunLog,
 ) -> RunEnd {
-    let cancel = Arc::new(AtomicBool::new(run.cancel_requested));
-    if let Ok(mut running) = state.actions.running.lock() {
-        running.insert(run.id.clone(), cancel.clone());
-    }
+    let cancel = state.actions.track(&run.id);
+    cancel.store(run.cancel_requested, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::unbounded_channel::<LogLine>();
     let sink: LogSink = Arc::new(move |line: &LogLine| {
         let _ = tx.send(line.clone());
@@ -1269,9 +1308,7 @@ async fn call(
             at: Utc::now(),
         });
     }
-    if let Ok(mut running) = state.actions.running.lock() {
-        running.remove(&run.id);
-    }
+    state.actions.untrack(&run.id);
     if lost_lease {
         log.host(
             "warn",
@@ -1340,7 +1377,7 @@ async fn call(
     }
 }
 
-fn level_name(line: &LogLine) -> String {
+pub(crate) fn level_name(line: &LogLine) -> String {
     serde_json::to_value(line.level)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

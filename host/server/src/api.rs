@@ -29,7 +29,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::entities::routes())
         .merge(crate::sources::routes())
         .merge(crate::scorecards::routes())
-        .merge(crate::actions::routes());
+        .merge(crate::actions::routes())
+        .merge(crate::templates::routes());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

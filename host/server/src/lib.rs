@@ -23,6 +23,9 @@
 //!   `/api/v1/audit`): runs validated, approved, queued in the database,
 //!   executed by workers on any replica with a live log, cancel, retry and
 //!   an audit trail.
+//! - [`templates`]: the scaffolder (`/api/v1/templates`): parameter forms,
+//!   dry runs, runs that publish to a directory or a git repository and
+//!   register the new project in the catalog.
 //! - [`error`]: the API's error type (`application/problem+json`) and the
 //!   extractors that turn malformed input into it.
 //! - [`auth`]: bearer tokens with roles.
@@ -47,3 +50,4 @@ pub mod schema;
 pub mod scorecards;
 pub mod sources;
 pub mod sync;
+pub mod templates;

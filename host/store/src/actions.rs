@@ -104,6 +104,9 @@ impl FromStr for RunStatus {
 /// A run to create.
 #[derive(Debug, Clone)]
 pub struct NewRun {
+    /// `action` or `template`.
+    pub kind: String,
+    /// The plugin's id.
     pub action: String,
     pub action_version: String,
     /// `kind:namespace/name` of the entity it was started on.
@@ -115,6 +118,9 @@ pub struct NewRun {
     pub actor: String,
     /// The role whose approval the run waits for, if any.
     pub approval_role: Option<String>,
+    /// Start the run at once, held by this worker for `LEASE`, instead of
+    /// queueing it: for runs the accepting replica executes itself.
+    pub running_on: Option<(String, Duration)>,
 }
 
 /// A decision on a run that waits for approval.
@@ -135,6 +141,9 @@ pub struct Approval {
 #[serde(rename_all = "camelCase")]
 pub struct Run {
     pub id: String,
+    /// `action` or `template`.
+    pub kind: String,
+    /// The plugin's id.
     pub action: String,
     pub action_version: String,
     #[serde(rename = "entity")]
@@ -172,6 +181,7 @@ pub struct ClaimedRun {
 #[derive(sqlx::FromRow)]
 struct RunRow {
     id: String,
+    kind: String,
     action: String,
     action_version: String,
     entity_ref: Option<String>,
@@ -248,6 +258,7 @@ impl RunRow {
             secret_input: self.secret_input.map(|j| j.0),
             run: Run {
                 id: self.id,
+                kind: self.kind,
                 action: self.action,
                 action_version: self.action_version,
                 entity_ref: self.entity_ref,
@@ -338,6 +349,8 @@ struct AuditRow {
 /// Filters of [`Store::list_runs`].
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
+    /// `action` or `template`.
+    pub kind: Option<String>,
     pub action: Option<String>,
     pub status: Option<RunStatus>,
     pub entity_ref: Option<String>,
@@ -399,10 +412,20 @@ impl Store {
     pub async fn create_run(&self, new: &NewRun, audit: &NewAuditEntry) -> Result<Run, StoreError> {
         let at = now_millis();
         let id = new_id();
-        let status = if new.approval_role.is_some() {
+        let status = if new.running_on.is_some() {
+            RunStatus::Running
+        } else if new.approval_role.is_some() {
             RunStatus::AwaitingApproval
         } else {
             RunStatus::Queued
+        };
+        let (owner, until, started) = match &new.running_on {
+            Some((owner, lease)) => (
+                Some(owner.as_str()),
+                Some(at.saturating_add(lease_millis(*lease))),
+                Some(at),
+            ),
+            None => (None, None, None),
         };
         let mut audit = audit.clone();
         audit.subject = format!("run:{id}");
@@ -410,8 +433,9 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO action_runs (id, action, action_version, entity_ref, input, \
-                 secret_input, status, actor, attempt, created_at, queued_at, approval_role) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10)",
+                 secret_input, status, actor, attempt, created_at, queued_at, approval_role, \
+                 kind, lease_owner, lease_until, started_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11, $12, $13, $14)",
             )
             .bind(&id)
             .bind(&new.action)
@@ -423,6 +447,10 @@ impl Store {
             .bind(&new.actor)
             .bind(at)
             .bind(new.approval_role.as_deref())
+            .bind(&new.kind)
+            .bind(owner)
+            .bind(until)
+            .bind(started)
             .execute(&mut *tx)
             .await?;
             audit_insert!(tx, &audit, at);
@@ -449,7 +477,7 @@ impl Store {
             "SELECT {COLUMNS} FROM action_runs WHERE ($1 IS NULL OR action = $1) \
              AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR entity_ref = $3) \
              AND ($4 IS NULL OR actor = $4) AND ($5 IS NULL OR id < $5) \
-             ORDER BY id DESC LIMIT $6"
+             AND ($7 IS NULL OR kind = $7) ORDER BY id DESC LIMIT $6"
         );
         let rows: Vec<RunRow> = on_pool!(&self.pool, pool => {
             sqlx::query_as(&sql)
@@ -459,6 +487,7 @@ impl Store {
                 .bind(filter.actor.as_deref())
                 .bind(filter.before.as_deref())
                 .bind(limit)
+                .bind(filter.kind.as_deref())
                 .fetch_all(pool)
                 .await?
         });
@@ -527,7 +556,7 @@ impl Store {
         let sql = format!(
             "UPDATE action_runs SET status = 'running', lease_owner = $1, lease_until = $2, \
              started_at = $3 \
-             WHERE id = (SELECT id FROM action_runs WHERE status = 'queued' \
+             WHERE id = (SELECT id FROM action_runs WHERE status = 'queued' AND kind = 'action' \
              ORDER BY queued_at, id LIMIT 1{pick}) \
              AND status = 'queued' RETURNING {COLUMNS}"
         );

@@ -36,6 +36,7 @@ const LEASE: Duration = Duration::from_secs(30);
 
 fn new_run(action: &str, approval: Option<&str>) -> NewRun {
     NewRun {
+        kind: "action".into(),
         action: action.into(),
         action_version: "1.0.0".into(),
         entity_ref: Some("component:default/payments".into()),
@@ -43,6 +44,7 @@ fn new_run(action: &str, approval: Option<&str>) -> NewRun {
         secret_input: Some(json!({"/password": "hunter22"})),
         actor: "token:aa (alice)".into(),
         approval_role: approval.map(str::to_owned),
+        running_on: None,
     }
 }
 

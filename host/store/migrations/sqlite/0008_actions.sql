@@ -1,4 +1,9 @@
--- Day-2 action runs, their logs, and the audit trail.
+-- Day-2 action runs and scaffolder runs, their logs, and the audit trail.
+--
+-- `kind` says which a run is: `action` or `template`; `action` holds the
+-- plugin's id either way. Template runs execute on the replica that
+-- accepted them (their secret parameters never reach the database), so
+-- they are created `running` with that replica's lease.
 --
 -- A run is one row that moves through its statuses (queued,
 -- awaiting-approval, running, succeeded, failed, cancelled). Its row is also
@@ -17,6 +22,7 @@
 -- Times are milliseconds since the Unix epoch.
 CREATE TABLE action_runs (
     id               TEXT PRIMARY KEY NOT NULL,
+    kind             TEXT NOT NULL DEFAULT 'action',
     action           TEXT NOT NULL,
     action_version   TEXT NOT NULL,
     entity_ref       TEXT,
@@ -43,7 +49,8 @@ CREATE TABLE action_runs (
     lease_until      BIGINT,
     log_seq          BIGINT NOT NULL DEFAULT 0
 );
-CREATE INDEX action_runs_ready ON action_runs (status, queued_at);
+CREATE INDEX action_runs_ready ON action_runs (status, kind, queued_at);
+CREATE INDEX action_runs_by_kind ON action_runs (kind, id);
 CREATE INDEX action_runs_by_action ON action_runs (action, id);
 CREATE INDEX action_runs_by_entity ON action_runs (entity_ref, id);
 CREATE INDEX action_runs_by_actor ON action_runs (actor, id);
