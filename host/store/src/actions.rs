@@ -209,7 +209,7 @@ struct RunRow {
 }
 
 const COLUMNS: &str =
-    "id, action, action_version, entity_ref, input, secret_input, status, actor, \
+    "id, kind, action, action_version, entity_ref, input, secret_input, status, actor, \
      CAST(attempt AS BIGINT) AS attempt, created_at, queued_at, started_at, finished_at, \
      approval_role, approval_decision, approval_by, approval_at, approval_comment, output, links, \
      error, cancel_requested, cancelled_by, lease_owner, lease_until";

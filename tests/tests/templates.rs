@@ -1,0 +1,360 @@
+//! The scaffolder end to end: the real host, the shipped `service-template`
+//! plugin, the HTTP API. Listing, forms, refusals, dry runs that write
+//! nothing, runs that publish to a directory or to a new git repository
+//! (checked by cloning the bare remote) and register the new project in the
+//! catalog.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use portolan_e2e::{component, Options, TestServer};
+use portolan_store::testing::TestDatabase;
+use portolan_store::Role;
+use serde_json::{json, Value};
+
+async fn install(server: &TestServer, token: &str, sidecar: &str) {
+    server.write_sidecar("service-template", sidecar);
+    server.install(&component("service-template"), "service-template");
+    server
+        .wait_plugin(
+            "service-template",
+            token,
+            Duration::from_secs(60),
+            |s, b| s == 200 && b["status"] == "ready",
+        )
+        .await
+        .unwrap_or_else(|| panic!("service-template never became ready"));
+}
+
+async fn wait_run(server: &TestServer, token: &str, id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, run) = server.get(&format!("/api/v1/runs/{id}"), token).await;
+        assert_eq!(status, 200, "{run}");
+        if matches!(
+            run["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        ) {
+            return run;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "run {id} still {}",
+            run["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn params(name: &str) -> Value {
+    json!({"name": name, "owner": "team-a", "description": "Bills customers.", "language": "rust"})
+}
+
+fn fields(body: &Value) -> Vec<String> {
+    let mut out: Vec<String> = body["errors"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .map(|x| x["field"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn files_under(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push(
+                    entry
+                        .path()
+                        .strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_dry_run_then_publish_to_a_directory_and_register() {
+    let server = TestServer::start(Options::default()).await;
+    let admin = server.token_for(Role::Admin, "root").await;
+    let alice = server.token_for(Role::Member, "alice").await;
+    let viewer = server.token_for(Role::Viewer, "val").await;
+    let workspace = server.dir.path().join("workspace");
+    std::fs::create_dir_all(&workspace).unwrap();
+    install(
+        &server,
+        &admin,
+        &format!(
+            "[scaffold]\ntarget = \"directory\"\nroot = \"{}\"\n",
+            workspace.display()
+        ),
+    )
+    .await;
+
+    let (status, list) = server.get("/api/v1/templates", &viewer).await;
+    assert_eq!(status, 200);
+    let t = &list["items"][0];
+    assert_eq!(t["id"], "service-template");
+    assert_eq!(t["target"]["kind"], "directory");
+    assert!(t["parametersSchema"].is_object() || t["parametersSchema"].is_array());
+    let (status, _) = server.get("/api/v1/templates/nope", &viewer).await;
+    assert_eq!(status, 404);
+
+    // Refusals name each field; nothing runs.
+    let path = "/api/v1/templates/service-template/runs";
+    let (status, _) = server
+        .post(
+            path,
+            &viewer,
+            Some(&json!({"parameters": params("billing")})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = server
+        .post(path, &alice, Some(&json!({"parameters": {"name": "Not A Name", "owner": "team-a", "language": "cobol"}})))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let f = fields(&body);
+    assert!(
+        f.contains(&"/parameters/name".to_owned())
+            && f.contains(&"/parameters/language".to_owned()),
+        "{body}"
+    );
+    let (status, body) = server
+        .post(path, &alice, Some(&json!({"parameters": {}})))
+        .await;
+    assert_eq!(status, 422);
+    assert!(body.to_string().contains("name"), "{body}");
+
+    // A dry run shows the files and writes nothing.
+    let (status, dry) = server
+        .post(
+            path,
+            &alice,
+            Some(&json!({"parameters": params("billing"), "dryRun": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["dryRun"], true);
+    let paths: Vec<&str> = dry["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"catalog-info.yaml") && paths.contains(&"README.md"),
+        "{paths:?}"
+    );
+    let catalog_info = dry["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "catalog-info.yaml")
+        .unwrap();
+    assert!(catalog_info["content"]
+        .as_str()
+        .unwrap()
+        .contains("billing"));
+    assert_eq!(dry["entity"]["metadata"]["name"], "billing");
+    assert!(files_under(&workspace).is_empty(), "a dry run wrote files");
+    let (_, runs) = server.get("/api/v1/runs?kind=template", &alice).await;
+    assert_eq!(runs["items"], json!([]));
+    let (status, _) = server
+        .get("/api/v1/entities/component/default/billing", &alice)
+        .await;
+    assert_eq!(status, 404, "a dry run registers nothing");
+
+    // The real run publishes the same files and registers the entity.
+    let (status, run) = server
+        .post(
+            path,
+            &alice,
+            Some(&json!({"parameters": params("billing")})),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    assert_eq!(run["kind"], "template");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let run = wait_run(&server, &alice, &id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["output"]["target"]["kind"], "directory");
+    assert_eq!(run["output"]["entity"], "component:default/billing");
+    let written = files_under(&workspace.join("billing"));
+    let mut expected: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+    expected.sort();
+    assert_eq!(written, expected);
+    let on_disk = std::fs::read_to_string(workspace.join("billing/catalog-info.yaml")).unwrap();
+    assert_eq!(on_disk, catalog_info["content"].as_str().unwrap());
+    let (status, entity) = server
+        .get("/api/v1/entities/component/default/billing", &alice)
+        .await;
+    assert_eq!(status, 200, "{entity}");
+    assert_eq!(entity["spec"]["owner"], "team-a");
+    let (_, logs) = server.get(&format!("/api/v1/runs/{id}/logs"), &alice).await;
+    let log = logs.to_string();
+    for step in [
+        "started on",
+        "generated",
+        "writing",
+        "registered component:default/billing",
+        "run succeeded",
+    ] {
+        assert!(log.contains(step), "no {step:?} in {log}");
+    }
+    let (_, audit) = server
+        .get("/api/v1/audit?action=template.run", &admin)
+        .await;
+    assert_eq!(audit["items"][0]["detail"]["template"], "service-template");
+
+    // The same name again: refused before anything is written.
+    let (_, again) = server
+        .post(
+            path,
+            &alice,
+            Some(&json!({"parameters": params("billing")})),
+        )
+        .await;
+    let again = wait_run(&server, &alice, again["id"].as_str().unwrap()).await;
+    assert_eq!(again["status"], "failed");
+    assert_eq!(again["error"]["code"], "conflict", "{again}");
+    assert_eq!(files_under(&workspace.join("billing")), expected);
+
+    // A template run cannot be retried: it is started again instead.
+    let (status, _) = server
+        .post(
+            &format!("/api/v1/runs/{}/retry", again["id"].as_str().unwrap()),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+    server.stop().await;
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_runs_push_a_new_git_repository_on_postgres() {
+    let db = TestDatabase::postgres().await;
+    let server = TestServer::start(Options {
+        database_url: Some(db.url.clone()),
+        ..Default::default()
+    })
+    .await;
+    let admin = server.token_for(Role::Admin, "root").await;
+    let alice = server.token_for(Role::Member, "alice").await;
+    let remotes = server.dir.path().join("remotes");
+    std::fs::create_dir_all(&remotes).unwrap();
+    git(&remotes, &["init", "-q", "--bare", "payments-api.git"]);
+    install(
+        &server,
+        &admin,
+        &format!(
+            "[scaffold]\ntarget = \"git\"\nremote = \"{}/{{name}}.git\"\nbranch = \"main\"\n\
+             author_name = \"Portolan Bot\"\nauthor_email = \"bot@example.com\"\n",
+            remotes.display()
+        ),
+    )
+    .await;
+    let (status, run) = server
+        .post(
+            "/api/v1/templates/service-template/runs",
+            &alice,
+            Some(&json!({"parameters": params("payments-api")})),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let run = wait_run(&server, &alice, run["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let commit = run["output"]["target"]["commit"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(run["output"]["target"]["branch"], "main");
+
+    let clone = server.dir.path().join("clone");
+    git(
+        server.dir.path(),
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "main",
+            &remotes.join("payments-api.git").to_string_lossy(),
+            "clone",
+        ],
+    );
+    assert_eq!(git(&clone, &["rev-parse", "HEAD"]), commit);
+    assert_eq!(
+        git(&clone, &["log", "-1", "--format=%an <%ae>|%s"]),
+        "Portolan Bot <bot@example.com>|Create payments-api from template service-template"
+    );
+    let tracked = git(&clone, &["ls-files"]);
+    assert!(
+        tracked.lines().any(|l| l == "catalog-info.yaml"),
+        "{tracked}"
+    );
+    let info = std::fs::read_to_string(clone.join("catalog-info.yaml")).unwrap();
+    assert!(info.contains("payments-api"));
+    let (status, _) = server
+        .get("/api/v1/entities/component/default/payments-api", &alice)
+        .await;
+    assert_eq!(status, 200, "registered in the catalog");
+
+    // A remote that does not exist fails the run with git's reason, and
+    // nothing is registered.
+    let (_, run) = server
+        .post(
+            "/api/v1/templates/service-template/runs",
+            &alice,
+            Some(&json!({"parameters": params("no-remote")})),
+        )
+        .await;
+    let run = wait_run(&server, &alice, run["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["error"]["code"], "publish", "{run}");
+    assert!(
+        run["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("git push failed"),
+        "{run}"
+    );
+    let (status, _) = server
+        .get("/api/v1/entities/component/default/no-remote", &alice)
+        .await;
+    assert_eq!(status, 404);
+    server.stop().await;
+    db.drop_db().await;
+}
