@@ -97,15 +97,29 @@ async fn templates_dry_run_then_publish_to_a_directory_and_register() {
     let viewer = server.token_for(Role::Viewer, "val").await;
     let workspace = server.dir.path().join("workspace");
     std::fs::create_dir_all(&workspace).unwrap();
-    install(
-        &server,
-        &admin,
-        &format!(
-            "[scaffold]\ntarget = \"directory\"\nroot = \"{}\"\n",
-            workspace.display()
-        ),
-    )
-    .await;
+    // A step after publishing: an action on the new entity, its input
+    // filled from the parameters and the publish output.
+    server.install(&component("test-action"), "test-action");
+    server
+        .wait_plugin("test-action", &admin, Duration::from_secs(60), |s, b| {
+            s == 200 && b["status"] == "ready"
+        })
+        .await
+        .unwrap();
+    let sidecar = format!(
+        r#"[scaffold]
+target = "directory"
+root = "{}"
+
+[[scaffold.steps]]
+id = "announce"
+action = "test-action"
+on_entity = true
+input = {{ mode = "ok", note = "created ${{{{ parameters.name }}}} in ${{{{ output.target.path }}}}" }}
+"#,
+        workspace.display()
+    );
+    install(&server, &admin, &sidecar).await;
 
     let (status, list) = server.get("/api/v1/templates", &viewer).await;
     assert_eq!(status, 200);
@@ -217,6 +231,30 @@ async fn templates_dry_run_then_publish_to_a_directory_and_register() {
         "run succeeded",
     ] {
         assert!(log.contains(step), "no {step:?} in {log}");
+    }
+    // The step ran on the new entity with its input filled in.
+    let step = &run["output"]["steps"]["announce"]["output"];
+    assert_eq!(
+        step["input"]["note"],
+        format!("created billing in {}", workspace.join("billing").display()),
+        "{run}"
+    );
+    assert_eq!(step["runId"], format!("{id}.announce"));
+    assert!(step["entity"]
+        .as_str()
+        .unwrap()
+        .eq_ignore_ascii_case("component:default/billing"));
+    assert!(run["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["url"] == format!("https://example.invalid/runs/{id}.announce")));
+    for step_line in [
+        "step announce: running action test-action".to_owned(),
+        format!("hello from run {id}.announce attempt 1"),
+        "step announce succeeded".to_owned(),
+    ] {
+        assert!(log.contains(&step_line), "no {step_line:?} in {log}");
     }
     let (_, audit) = server
         .get("/api/v1/audit?action=template.run", &admin)

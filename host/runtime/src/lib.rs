@@ -43,4 +43,4 @@ pub use engine::{Runtime, RuntimeConfig};
 pub use plugin::{Plugin, Role};
 pub use registry::{PluginEntry, PluginStatus, Registry};
 pub use schedule::Schedule;
-pub use sidecar::{Grants, Limits, ScaffoldTarget, Sidecar};
+pub use sidecar::{Grants, Limits, ScaffoldStep, ScaffoldTarget, Sidecar};

@@ -58,14 +58,48 @@ pub struct ScaffoldFile {
     pub author_name: Option<String>,
     /// The commit's author e-mail (default `portolan@localhost`).
     pub author_email: Option<String>,
+    /// Actions to run after the project is published, in order.
+    #[serde(default)]
+    pub steps: Vec<StepFile>,
+}
+
+/// `[[scaffold.steps]]`: one action a template run calls after publishing.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepFile {
+    /// Names the step in the log and in the run's output.
+    pub id: String,
+    /// The action plugin's id.
+    pub action: String,
+    /// The action's input; strings may hold `${{ parameters.name }}`,
+    /// `${{ output.target.path }}`, `${{ steps.ID.output.field }}`, ...
+    #[serde(default)]
+    pub input: toml::Table,
+    /// Whether the action is started on the new project's entity.
+    #[serde(default)]
+    pub on_entity: bool,
+}
+
+/// One validated step of a template run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaffoldStep {
+    pub id: String,
+    pub action: String,
+    pub input: serde_json::Value,
+    pub on_entity: bool,
 }
 
 /// Where a template's new projects go, validated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum ScaffoldTarget {
     /// A new folder `root/<name>`.
-    Directory { root: PathBuf },
+    Directory {
+        root: PathBuf,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        steps: Vec<ScaffoldStep>,
+    },
     /// A new repository committed by `author` and pushed to `remote`
     /// (`{name}` replaced) on `branch`.
     #[serde(rename_all = "camelCase")]
@@ -74,7 +108,18 @@ pub enum ScaffoldTarget {
         branch: String,
         author_name: String,
         author_email: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        steps: Vec<ScaffoldStep>,
     },
+}
+
+impl ScaffoldTarget {
+    /// The actions to run after publishing.
+    pub fn steps(&self) -> &[ScaffoldStep] {
+        match self {
+            ScaffoldTarget::Directory { steps, .. } | ScaffoldTarget::Git { steps, .. } => steps,
+        }
+    }
 }
 
 /// `[action]`: what the operator adds to an action's own rules. Either
@@ -315,6 +360,34 @@ impl Sidecar {
 
 impl ScaffoldFile {
     fn resolve(&self, base: &Path, problems: &mut Vec<String>) -> Option<ScaffoldTarget> {
+        let mut steps = Vec::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            let id_ok = !step.id.is_empty()
+                && step
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !id_ok {
+                problems.push(format!(
+                    "scaffold.steps[{i}].id = {:?}: use lower-case letters, digits and `-`",
+                    step.id
+                ));
+            } else if steps.iter().any(|s: &ScaffoldStep| s.id == step.id) {
+                problems.push(format!(
+                    "scaffold.steps[{i}].id = {:?}: used twice",
+                    step.id
+                ));
+            }
+            if step.action.trim().is_empty() {
+                problems.push(format!("scaffold.steps[{i}].action: name an action plugin"));
+            }
+            steps.push(ScaffoldStep {
+                id: step.id.clone(),
+                action: step.action.clone(),
+                input: serde_json::to_value(&step.input).unwrap_or_default(),
+                on_entity: step.on_entity,
+            });
+        }
         match self.target.as_str() {
             "directory" => {
                 let Some(root) = &self.root else {
@@ -327,7 +400,7 @@ impl ScaffoldFile {
                     base.join(root)
                 };
                 match root.canonicalize() {
-                    Ok(p) if p.is_dir() => Some(ScaffoldTarget::Directory { root: p }),
+                    Ok(p) if p.is_dir() => Some(ScaffoldTarget::Directory { root: p, steps }),
                     Ok(p) => {
                         problems.push(format!("scaffold.root = {}: not a directory", p.display()));
                         None
@@ -368,6 +441,7 @@ impl ScaffoldFile {
                         .author_email
                         .clone()
                         .unwrap_or_else(|| "portolan@localhost".into()),
+                    steps,
                 })
             }
             other => {

@@ -113,9 +113,17 @@ fn find_template(state: &AppState, id: &str) -> Result<Template, ApiError> {
 
 fn template_json(t: &Template) -> Value {
     let describe = t.entry.describe.as_ref();
-    let target = t.target().map(|target| match target {
-        ScaffoldTarget::Directory { .. } => json!({"kind": "directory"}),
-        ScaffoldTarget::Git { branch, .. } => json!({"kind": "git", "branch": branch}),
+    let target = t.target().map(|target| {
+        let mut v = match target {
+            ScaffoldTarget::Directory { .. } => json!({"kind": "directory"}),
+            ScaffoldTarget::Git { branch, .. } => json!({"kind": "git", "branch": branch}),
+        };
+        v["steps"] = target
+            .steps()
+            .iter()
+            .map(|s| json!({"id": s.id, "action": s.action}))
+            .collect();
+        v
     });
     json!({
         "id": t.entry.id,
@@ -231,6 +239,35 @@ async fn start_run(
              (target = \"directory\" with a root, or \"git\" with a remote)"
         )));
     };
+    for step in target.steps() {
+        let Some(info) = state
+            .registry
+            .plugin(&step.action)
+            .and_then(|p| p.action_info().cloned())
+        else {
+            return Err(ApiError::Conflict(format!(
+                "template {id:?} runs action {:?} in step {}, and no such action is loaded",
+                step.action, step.id
+            )));
+        };
+        if info.approval.is_some() {
+            return Err(ApiError::Conflict(format!(
+                "step {} runs action {:?}, which needs approval; a template cannot wait for one",
+                step.id, step.action
+            )));
+        }
+        let needed = match info.required_role {
+            portolan_runtime::model::ActionRole::Viewer => Role::Viewer,
+            portolan_runtime::model::ActionRole::Member => Role::Member,
+            portolan_runtime::model::ActionRole::Admin => Role::Admin,
+        };
+        if token.role < needed {
+            return Err(ApiError::Forbidden(format!(
+                "step {} runs action {:?}, which needs the {needed} role; the token has {}",
+                step.id, step.action, token.role
+            )));
+        }
+    }
     let actor = actor_of(token);
     let owner = format!("{}/t", state.actions.replica());
     let new = NewRun {
@@ -726,8 +763,9 @@ async fn steps(
 
     // 3. Publish.
     let files = output.files.clone();
+    let step_list = target.steps().to_vec();
     let published = match target {
-        ScaffoldTarget::Directory { root } => {
+        ScaffoldTarget::Directory { root, .. } => {
             log.host(
                 "info",
                 format!("writing {} files to {}/{name}", files.len(), root.display()),
@@ -745,6 +783,7 @@ async fn steps(
             branch,
             author_name,
             author_email,
+            ..
         } => {
             let remote = remote.replace("{name}", &name);
             let work = state.config.data_dir.join("scaffold").join(&run.id);
@@ -804,19 +843,273 @@ async fn steps(
             }
         }
     }
-    let links = mask_json(
+    let mut links = mask_json(
         state,
         extra,
         &serde_json::to_value(&output.links).unwrap_or(json!([])),
     );
-    let output = json!({
+    let mut result = json!({
         "target": published,
         "files": output.files.len(),
         "bytes": total,
         "entity": entity_ref,
         "messages": output.messages.iter().map(|m| mask(state, extra, m)).collect::<Vec<_>>(),
     });
-    Ok((output, links))
+
+    // 5. Further steps: actions, with values from the parameters and what
+    // came before.
+    if !step_list.is_empty() {
+        let mut context = json!({
+            "parameters": parameters,
+            "run": {"id": run.id, "actor": run.actor},
+            "output": result.clone(),
+            "entity": entity_ref,
+            "steps": {},
+        });
+        let mut outputs = serde_json::Map::new();
+        for step in &step_list {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(failure(
+                    "cancelled",
+                    format!("cancelled before step {}", step.id),
+                ));
+            }
+            let (out, step_links) = run_step(
+                state,
+                owner,
+                run,
+                step,
+                &context,
+                entity_ref.as_deref(),
+                extra,
+                log,
+                cancel,
+            )
+            .await
+            .map_err(|e| {
+                let mut e = e;
+                e["step"] = json!(step.id);
+                e
+            })?;
+            if let (Some(all), Some(new)) = (links.as_array_mut(), step_links.as_array()) {
+                all.extend(new.iter().cloned());
+            }
+            let recorded = json!({"output": out, "links": step_links});
+            context["steps"][&step.id] = recorded.clone();
+            outputs.insert(step.id.clone(), recorded);
+        }
+        result["steps"] = Value::Object(outputs);
+    }
+    Ok((result, links))
+}
+
+/// Fills `${{ path.to.value }}` placeholders in `template` from `context`.
+/// A string that is nothing but one placeholder takes the value's own JSON
+/// type; placeholders inside longer strings are replaced by their text.
+fn render(template: &Value, context: &Value) -> Result<Value, String> {
+    fn lookup<'a>(context: &'a Value, path: &str) -> Result<&'a Value, String> {
+        let mut at = context;
+        for part in path.split('.') {
+            at = match at {
+                Value::Object(map) => map.get(part),
+                Value::Array(items) => part.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => None,
+            }
+            .ok_or_else(|| format!("${{{{ {path} }}}} names nothing"))?;
+        }
+        Ok(at)
+    }
+    match template {
+        Value::String(s) => {
+            let trimmed = s.trim();
+            if let Some(inner) = trimmed
+                .strip_prefix("${{")
+                .and_then(|r| r.strip_suffix("}}"))
+                .filter(|inner| !inner.contains("}}"))
+            {
+                return lookup(context, inner.trim()).cloned();
+            }
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${{") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 3..];
+                let end = after
+                    .find("}}")
+                    .ok_or_else(|| format!("{s:?}: a `${{{{` is never closed"))?;
+                match lookup(context, after[..end].trim())? {
+                    Value::String(v) => out.push_str(v),
+                    other => out.push_str(&other.to_string()),
+                }
+                rest = &after[end + 2..];
+            }
+            out.push_str(rest);
+            Ok(Value::String(out))
+        }
+        Value::Array(items) => items
+            .iter()
+            .map(|v| render(v, context))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| render(v, context).map(|v| (k.clone(), v)))
+            .collect::<Result<serde_json::Map<_, _>, _>>()
+            .map(Value::Object),
+        other => Ok(other.clone()),
+    }
+}
+
+/// Runs one step's action inside the template run: its input rendered and
+/// validated, its log part of the run's log.
+#[allow(clippy::too_many_arguments)]
+async fn run_step(
+    state: &AppState,
+    owner: &str,
+    run: &Run,
+    step: &portolan_runtime::ScaffoldStep,
+    context: &Value,
+    entity_ref: Option<&str>,
+    extra: &[String],
+    log: &mut RunLog,
+    cancel: &Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(Value, Value), Value> {
+    let entry = state
+        .registry
+        .get(&step.action)
+        .filter(|e| e.status == PluginStatus::Ready && e.role == Some(PluginRole::Action))
+        .ok_or_else(|| {
+            failure(
+                "unavailable",
+                format!("step {}: action {:?} is not loaded", step.id, step.action),
+            )
+        })?;
+    let plugin = entry.plugin.clone().ok_or_else(|| {
+        failure(
+            "unavailable",
+            format!("step {}: action {:?} is not loaded", step.id, step.action),
+        )
+    })?;
+    let input = render(&step.input, context)
+        .map_err(|e| failure("step-input", format!("step {}: {e}", step.id)))?;
+    if let Some(info) = plugin.action_info() {
+        if let Err(crate::schema::SchemaError::Invalid(problems)) =
+            crate::schema::validate(&info.input_schema, &input)
+        {
+            let list: Vec<String> = problems
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}: {}",
+                        if p.pointer.is_empty() {
+                            "/"
+                        } else {
+                            &p.pointer
+                        },
+                        p.message
+                    )
+                })
+                .collect();
+            return Err(failure(
+                "step-input",
+                mask(
+                    state,
+                    extra,
+                    &format!(
+                        "step {}: the input does not fit {}: {}",
+                        step.id,
+                        step.action,
+                        list.join("; ")
+                    ),
+                ),
+            ));
+        }
+    }
+    let entity = match (step.on_entity, entity_ref) {
+        (true, Some(r)) => {
+            let key = crate::actions::parse_ref(r, "entity")
+                .map_err(|_| failure("step-input", format!("step {}: bad entity {r}", step.id)))?;
+            match state.store.entity(&key).await {
+                Ok(Some(found)) => Some(crate::evaluate::plugin_entity(&found.entity)),
+                _ => {
+                    return Err(failure(
+                        "step-input",
+                        format!("step {}: {r} is not in the catalog", step.id),
+                    ))
+                }
+            }
+        }
+        (true, None) => {
+            return Err(failure(
+                "step-input",
+                format!(
+                    "step {} runs on the new entity, but the template returned none",
+                    step.id
+                ),
+            ))
+        }
+        (false, _) => None,
+    };
+    log.host(
+        "info",
+        format!("step {}: running action {}", step.id, step.action),
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel::<LogLine>();
+    let sink: LogSink = Arc::new(move |line: &LogLine| {
+        let _ = tx.send(line.clone());
+    });
+    let control = CallControl {
+        log_sink: Some(sink),
+        cancel: Some(cancel.clone()),
+    };
+    let invocation = portolan_runtime::model::ActionInvocation {
+        run_id: format!("{}.{}", run.id, step.id),
+        actor: run.actor.clone(),
+        attempt: 1,
+        input,
+        entity,
+    };
+    let deadline = call_deadline(&entry);
+    let work = async move {
+        let task =
+            tokio::task::spawn_blocking(move || plugin.run_action_with(&invocation, &control));
+        match tokio::time::timeout(deadline + Duration::from_secs(10), task).await {
+            Ok(Ok(report)) => Ok(report),
+            Ok(Err(e)) => Err(format!("the action call panicked: {e}")),
+            Err(_) => Err(format!(
+                "the action did not come back within {} ms",
+                deadline.as_millis()
+            )),
+        }
+    };
+    let report = while_leased(state, owner, run, cancel, log, &mut rx, extra, work)
+        .await
+        .map_err(|m| failure("timeout", format!("step {}: {m}", step.id)))?;
+    match report.result {
+        Ok(outcome) => {
+            log.host("info", format!("step {} succeeded", step.id));
+            Ok((
+                mask_json(state, extra, &outcome.output),
+                mask_json(
+                    state,
+                    extra,
+                    &serde_json::to_value(&outcome.links).unwrap_or(json!([])),
+                ),
+            ))
+        }
+        Err(portolan_runtime::CallError::Cancelled) => Err(failure(
+            "cancelled",
+            format!("cancelled during step {}", step.id),
+        )),
+        Err(e) => Err(failure(
+            "step-failed",
+            mask(
+                state,
+                extra,
+                &format!("step {} ({}) failed: {e}", step.id, step.action),
+            ),
+        )),
+    }
 }
 
 /// Writes the files into a new folder `root/name` through a capability on
@@ -954,6 +1247,27 @@ mod tests {
         ] {
             assert_eq!(bad_path(good), None, "{good:?} refused");
         }
+    }
+
+    #[test]
+    fn placeholders_take_values_from_the_context() {
+        let context = json!({"parameters": {"name": "billing", "replicas": 3},
+                             "steps": {"repo": {"output": {"url": "https://git/x"}}}});
+        let template = json!({
+            "service": "${{ parameters.name }}",
+            "count": "${{ parameters.replicas }}",
+            "text": "repo ${{ steps.repo.output.url }} for ${{parameters.name}}",
+            "list": ["${{ parameters.name }}", 1]
+        });
+        assert_eq!(
+            render(&template, &context).unwrap(),
+            json!({"service": "billing", "count": 3,
+                   "text": "repo https://git/x for billing", "list": ["billing", 1]})
+        );
+        assert!(render(&json!("${{ parameters.nope }}"), &context)
+            .unwrap_err()
+            .contains("parameters.nope"));
+        assert!(render(&json!("x ${{ parameters.name"), &context).is_err());
     }
 
     #[test]
