@@ -71,6 +71,9 @@ pub const OPERATIONS: &[(&str, &str)] = &[
     ("/api/v1/runs/{id}/approve", "post"),
     ("/api/v1/runs/{id}/deny", "post"),
     ("/api/v1/audit", "get"),
+    ("/api/v1/templates", "get"),
+    ("/api/v1/templates/{id}", "get"),
+    ("/api/v1/templates/{id}/runs", "post"),
 ];
 
 fn problem_responses(codes: &[&str]) -> Value {
@@ -344,6 +347,7 @@ pub fn document() -> Value {
     add_catalog_queries(&mut doc);
     add_scorecards(&mut doc);
     add_actions(&mut doc);
+    add_templates(&mut doc);
     doc
 }
 
@@ -766,6 +770,49 @@ fn add_actions(doc: &mut Value) {
             "links": {"type": "array"}, "error": {"type": ["object", "null"]},
             "cancelRequested": {"type": "boolean"}, "cancelledBy": {"type": ["string", "null"]},
             "worker": {"type": ["string", "null"]}
+        }}
+    });
+    merge_into(doc, "paths", paths);
+    if let Some(components) = doc.get_mut("components") {
+        merge_into(components, "schemas", schemas);
+    }
+}
+
+fn add_templates(doc: &mut Value) {
+    let json_ok = |desc: &str, schema: Value| json!({"description": desc, "content": {"application/json": {"schema": schema}}});
+    let id = json!({"name": "id", "in": "path", "required": true, "description": "The template plugin's id", "schema": {"type": "string"}});
+    let template = json!({"$ref": "#/components/schemas/Template"});
+    let paths = json!({
+        "/api/v1/templates": {"get": {
+            "summary": "The loaded templates (scaffold generators) with their parameter forms and publish targets",
+            "responses": with(problem_responses(&["401"]), "200", json_ok("Templates", json!({"type": "object", "properties": {"items": {"type": "array", "items": template.clone()}}})))
+        }},
+        "/api/v1/templates/{id}": {"get": {
+            "summary": "One template with its parameters schema (one object schema, or a list of pages)",
+            "parameters": [id.clone()],
+            "responses": with(problem_responses(&["401", "404"]), "200", json_ok("The template", template))
+        }},
+        "/api/v1/templates/{id}/runs": {"post": {
+            "summary": "Run a template (member). Parameters are validated against every page of its form (each problem at /parameters/...). With dryRun the generated files come back at once and nothing is written; otherwise the run (kind `template`, followed under /api/v1/runs) generates, checks every path, publishes to the template's directory or git target, registers the entity and runs the template's steps",
+            "parameters": [id],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "parameters": {"type": "object"}, "dryRun": {"type": "boolean", "default": false}}}}}},
+            "responses": with(
+                with(problem_responses(&["400", "401", "403", "404", "409", "415", "422"]), "200",
+                    json_ok("Dry run: files (path, size, executable, content or contentBase64), entity, links, messages, log", json!({"type": "object"}))),
+                "202",
+                json!({"description": "Started; Location names the run", "headers": {"Location": {"schema": {"type": "string"}}},
+                       "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Run"}}}}))
+        }}
+    });
+    let schemas = json!({
+        "Template": {"type": "object", "properties": {
+            "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"},
+            "version": {"type": ["string", "null"]}, "contract": {"type": ["string", "null"]},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "parametersSchema": {"description": "an object schema, or an array of them (form pages)"},
+            "pages": {"type": "integer"},
+            "target": {"type": ["object", "null"], "description": "kind directory or git, and the steps after publishing"}
         }}
     });
     merge_into(doc, "paths", paths);
