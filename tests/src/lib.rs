@@ -318,3 +318,75 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// One real `portolan serve` process (the `portolan-replica` binary of this
+/// package), for tests that need separate processes: several replicas on
+/// one database, or a process killed in the middle of its work. Killed when
+/// dropped.
+pub struct Replica {
+    child: std::process::Child,
+    pub base: String,
+}
+
+impl Replica {
+    /// Starts `binary serve` with `dir/plugins` as its plugins folder,
+    /// `dir/data-{n}` as its data directory and `database_url`, on a free
+    /// local port. Tests pass `env!("CARGO_BIN_EXE_portolan-replica")`.
+    pub fn start(binary: &str, dir: &Path, n: usize, database_url: &str) -> Replica {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let child = std::process::Command::new(binary)
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--plugins-dir")
+            .arg(dir.join("plugins"))
+            .arg("--data-dir")
+            .arg(dir.join(format!("data-{n}")))
+            .args(["--database-url", database_url])
+            .env_remove("PORTOLAN_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start a portolan process");
+        Replica {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until `GET path` answers 200 (e.g. a plugin is loaded).
+    pub async fn wait_for(&self, http: &reqwest::Client, path: &str, token: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let ready = http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .map(|r| r.status() == 200)
+                .unwrap_or(false);
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}{path} never answered 200",
+                self.base
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

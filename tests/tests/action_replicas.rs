@@ -5,81 +5,12 @@
 //! goes on.
 
 use std::collections::{HashMap, HashSet};
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use portolan_e2e::component;
+use portolan_e2e::{component, Replica};
 use portolan_store::testing::TestDatabase;
 use portolan_store::{Role, RunFilter, RunStatus, Store};
 use serde_json::{json, Value};
-
-/// One `portolan serve` process.
-struct Replica {
-    child: Child,
-    base: String,
-}
-
-impl Replica {
-    fn start(dir: &Path, n: usize, database_url: &str) -> Replica {
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let data = dir.join(format!("data-{n}"));
-        let child = Command::new(env!("CARGO_BIN_EXE_portolan-replica"))
-            .arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--plugins-dir")
-            .arg(dir.join("plugins"))
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--database-url", database_url])
-            .env_remove("PORTOLAN_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start a portolan process");
-        Replica {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn wait_ready(http: &reqwest::Client, replica: &Replica, token: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let ready = http
-            .get(format!("{}/api/v1/actions/test-action", replica.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .map(|r| r.status() == 200)
-            .unwrap_or(false);
-        if ready {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never offered test-action",
-            replica.base
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn start_run(http: &reqwest::Client, base: &str, token: &str, input: Value) -> String {
     let r = http
@@ -144,10 +75,22 @@ async fn two_replicas_run_each_run_once_and_recover_a_dead_ones_runs() {
         .unwrap()
         .secret;
     let http = reqwest::Client::new();
-    let a = Replica::start(dir.path(), 0, &db.url);
-    let b = Replica::start(dir.path(), 1, &db.url);
-    wait_ready(&http, &a, &member).await;
-    wait_ready(&http, &b, &member).await;
+    let a = Replica::start(
+        env!("CARGO_BIN_EXE_portolan-replica"),
+        dir.path(),
+        0,
+        &db.url,
+    );
+    let b = Replica::start(
+        env!("CARGO_BIN_EXE_portolan-replica"),
+        dir.path(),
+        1,
+        &db.url,
+    );
+    a.wait_for(&http, "/api/v1/actions/test-action", &member)
+        .await;
+    b.wait_for(&http, "/api/v1/actions/test-action", &member)
+        .await;
     let r = http
         .put(format!(
             "{}/api/v1/entities/component/default/payments",

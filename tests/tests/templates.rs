@@ -396,3 +396,108 @@ async fn template_runs_push_a_new_git_repository_on_postgres() {
     server.stop().await;
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_never_leaves_its_template_run_hanging() {
+    let db = TestDatabase::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let workspace = dir.path().join("workspace");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::create_dir_all(&workspace).unwrap();
+    std::fs::copy(component("test-action"), plugins.join("test-action.wasm")).unwrap();
+    std::fs::write(
+        plugins.join("test-action.toml"),
+        "[limits]\ntimeout_ms = 120000\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        component("service-template"),
+        plugins.join("service-template.wasm"),
+    )
+    .unwrap();
+    // The step keeps the run busy long enough to kill its process.
+    std::fs::write(
+        plugins.join("service-template.toml"),
+        format!(
+            r#"[scaffold]
+target = "directory"
+root = "{}"
+
+[[scaffold.steps]]
+id = "wait"
+action = "test-action"
+on_entity = true
+input = {{ mode = "sleep", ms = 90000 }}
+"#,
+            workspace.display()
+        ),
+    )
+    .unwrap();
+    let store = portolan_store::Store::connect(&db.url).await.unwrap();
+    let member = store
+        .create_token(Role::Member, "alice")
+        .await
+        .unwrap()
+        .secret;
+    let http = reqwest::Client::new();
+    let binary = env!("CARGO_BIN_EXE_portolan-replica");
+    let first = portolan_e2e::Replica::start(binary, dir.path(), 0, &db.url);
+    first
+        .wait_for(&http, "/api/v1/templates/service-template", &member)
+        .await;
+    first
+        .wait_for(&http, "/api/v1/actions/test-action", &member)
+        .await;
+    let r = http
+        .post(format!(
+            "{}/api/v1/templates/service-template/runs",
+            first.base
+        ))
+        .bearer_auth(&member)
+        .json(&json!({"parameters": params("slow-svc")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = Instant::now();
+    loop {
+        let lines = store.run_logs(&id, 0, 100).await.unwrap();
+        if lines.iter().any(|l| l.message == "tick 1") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the step never started: {lines:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(first);
+
+    // Another process (a restarted portal) finds the run's lease expired
+    // and ends it with the reason.
+    let second = portolan_e2e::Replica::start(binary, dir.path(), 1, &db.url);
+    let killed = Instant::now();
+    let run = loop {
+        let run = store.run(&id).await.unwrap().unwrap();
+        if run.status.is_final() {
+            break run;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(90),
+            "run {id} left {:?}",
+            run.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(run.status, portolan_store::RunStatus::Failed);
+    let error = run.error.unwrap();
+    assert_eq!(error["code"], "interrupted", "{error}");
+    drop(second);
+    store.close().await;
+    db.drop_db().await;
+}
