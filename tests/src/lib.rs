@@ -390,3 +390,40 @@ impl Drop for Replica {
         let _ = self.child.wait();
     }
 }
+
+/// Every row of every table of a SQLite database, as text.
+pub async fn dump_sqlite(url: &str) -> String {
+    use sqlx::{Column, Connection, Row};
+    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut out = String::new();
+    for table in tables {
+        let rows = sqlx::query(&format!("SELECT * FROM \"{table}\""))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        for row in rows {
+            for (i, column) in row.columns().iter().enumerate() {
+                let text: Option<String> = row
+                    .try_get::<Option<String>, _>(i)
+                    .ok()
+                    .flatten()
+                    .or_else(|| {
+                        row.try_get::<Option<Vec<u8>>, _>(i)
+                            .ok()
+                            .flatten()
+                            .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    });
+                if let Some(text) = text {
+                    out.push_str(&format!("{table}.{}={text}\n", column.name()));
+                }
+            }
+        }
+    }
+    out
+}

@@ -783,7 +783,7 @@ async fn secrets_never_appear_in_runs_logs_audit_or_the_database() {
         assert!(!seen.contains(secret), "{secret} in a response");
     }
     // ... and every row of every table.
-    let dump = dump_sqlite(&server.state.config.database_url).await;
+    let dump = portolan_e2e::dump_sqlite(&server.state.config.database_url).await;
     server.stop().await;
     assert!(
         dump.contains(&leak_id) && dump.contains("hello"),
@@ -792,41 +792,4 @@ async fn secrets_never_appear_in_runs_logs_audit_or_the_database() {
     for secret in [HOST_SECRET, TYPED_SECRET] {
         assert!(!dump.contains(secret), "{secret} stored in the database");
     }
-}
-
-/// Every row of every table of a SQLite database, as text.
-async fn dump_sqlite(url: &str) -> String {
-    use sqlx::{Column, Connection, Row};
-    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap();
-    let mut out = String::new();
-    for table in tables {
-        let rows = sqlx::query(&format!("SELECT * FROM \"{table}\""))
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-        for row in rows {
-            for (i, column) in row.columns().iter().enumerate() {
-                let text: Option<String> = row
-                    .try_get::<Option<String>, _>(i)
-                    .ok()
-                    .flatten()
-                    .or_else(|| {
-                        row.try_get::<Option<Vec<u8>>, _>(i)
-                            .ok()
-                            .flatten()
-                            .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    });
-                if let Some(text) = text {
-                    out.push_str(&format!("{table}.{}={text}\n", column.name()));
-                }
-            }
-        }
-    }
-    out
 }

@@ -501,3 +501,122 @@ input = {{ mode = "sleep", ms = 90000 }}
     store.close().await;
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_templates_write_nothing_and_secret_parameters_are_never_kept() {
+    const TOKEN: &str = "tok-SECRET-4e1f9a";
+    let server = TestServer::start(Options::default()).await;
+    let admin = server.token_for(Role::Admin, "root").await;
+    let alice = server.token_for(Role::Member, "alice").await;
+    let outer = server.dir.path().join("outer");
+    let workspace = outer.join("workspace");
+    std::fs::create_dir_all(&workspace).unwrap();
+    server.write_sidecar(
+        "hostile",
+        &format!(
+            "[limits]\nmemory_mb = 256\ntimeout_ms = 30000\n[scaffold]\ntarget = \"directory\"\nroot = \"{}\"\n",
+            workspace.display()
+        ),
+    );
+    server.install(&component("hostile-template"), "hostile");
+    server
+        .wait_plugin("hostile", &admin, Duration::from_secs(60), |s, b| {
+            s == 200 && b["status"] == "ready"
+        })
+        .await
+        .expect("hostile-template loads");
+    let path = "/api/v1/templates/hostile/runs";
+
+    for (mode, why) in [
+        ("escape", "climbs out"),
+        ("absolute", "is absolute"),
+        ("backslash", "backslash"),
+        ("huge", "bytes"),
+        ("many", "files"),
+        ("duplicate", "twice"),
+        ("trap", "trap"),
+    ] {
+        let parameters = json!({"mode": mode, "name": format!("x-{mode}")});
+        let (status, dry) = server
+            .post(
+                path,
+                &alice,
+                Some(&json!({"parameters": parameters, "dryRun": true})),
+            )
+            .await;
+        assert!(
+            status == 409 || status == 422,
+            "{mode}: dry run answered {status}: {dry}"
+        );
+        let (status, run) = server
+            .post(path, &alice, Some(&json!({"parameters": parameters})))
+            .await;
+        assert_eq!(status, 202, "{mode}: {run}");
+        let run = wait_run(&server, &alice, run["id"].as_str().unwrap()).await;
+        assert_eq!(run["status"], "failed", "{mode}: {run}");
+        let message = run["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(why) || (mode == "huge" && run["error"]["code"] == "memory-limit"),
+            "{mode}: {message}"
+        );
+    }
+    assert!(
+        files_under(&outer).is_empty(),
+        "a hostile template wrote {:?}",
+        files_under(&outer)
+    );
+
+    // A secret parameter reaches the plugin, which echoes it; the host
+    // masks it in the log, the messages, the run and the audit trail, and
+    // stores it nowhere.
+    let parameters = json!({"mode": "ok", "name": "hello-svc", "token": TOKEN});
+    let (status, dry) = server
+        .post(
+            path,
+            &alice,
+            Some(&json!({"parameters": parameters, "dryRun": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{dry}");
+    let (status, run) = server
+        .post(path, &alice, Some(&json!({"parameters": parameters})))
+        .await;
+    assert_eq!(status, 202, "{run}");
+    assert_eq!(run["input"]["token"], "[secret]");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let run = wait_run(&server, &alice, &id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let script = workspace.join("hello-svc/bin/run.sh");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&script).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("hello-svc/README.md")).unwrap(),
+        "hello hello-svc"
+    );
+    let (status, _) = server
+        .get("/api/v1/entities/component/default/hello-svc", &alice)
+        .await;
+    assert_eq!(status, 200);
+    let (_, logs) = server.get(&format!("/api/v1/runs/{id}/logs"), &alice).await;
+    assert!(logs.to_string().contains("token is [secret]"), "{logs}");
+    let mut seen = dry.to_string();
+    for path in [
+        format!("/api/v1/runs/{id}"),
+        format!("/api/v1/runs/{id}/logs"),
+        "/api/v1/runs".to_owned(),
+        "/api/v1/audit".to_owned(),
+    ] {
+        let (status, body) = server.get(&path, &admin).await;
+        assert_eq!(status, 200, "{path}");
+        seen.push_str(&body.to_string());
+    }
+    assert!(seen.contains("hello-svc"), "the responses were read");
+    assert!(!seen.contains(TOKEN), "the secret parameter in a response");
+    let dump = portolan_e2e::dump_sqlite(&server.state.config.database_url).await;
+    assert!(dump.contains(&id), "the dump has the run");
+    assert!(!dump.contains(TOKEN), "the secret parameter stored");
+    server.stop().await;
+}
