@@ -33,7 +33,8 @@
 //!
 //! The filters are a small set of our own, since minijinja's builtins would
 //! add ~240 KB to each component: `quote` (a double-quoted string literal,
-//! valid in JSON, YAML, TOML, Python, Go and TypeScript), `snake`
+//! valid in JSON, YAML, TOML, Python, Go and TypeScript), `rust_str` (the
+//! same for Rust), `snake`
 //! (`my-service` → `my_service`), `pascal` (`my-service` → `MyService`),
 //! `one_line` (whitespace runs, newlines included, become one space), and
 //! Jinja's `lower`, `upper`, `trim`, `replace(old, new)` and `join(sep)`.

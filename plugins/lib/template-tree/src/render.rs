@@ -165,6 +165,7 @@ fn environment() -> Environment<'static> {
             .expect("the default delimiters are valid"),
     );
     env.add_filter("quote", quote);
+    env.add_filter("rust_str", rust_str);
     env.add_filter("snake", snake);
     env.add_filter("pascal", pascal);
     env.add_filter("one_line", one_line);
@@ -276,6 +277,12 @@ fn quote(value: Value) -> Result<String, minijinja::Error> {
         None => value.to_string(),
     };
     Ok(serde_json::to_string(&text).expect("a string always serializes"))
+}
+
+/// `rust_str`: a Rust string literal of the text (`quote` is not one: Rust
+/// has no `\b`, `\f` or `\uXXXX` escapes).
+fn rust_str(value: &str) -> String {
+    format!("{value:?}")
 }
 
 /// `snake`: `my-service` → `my_service` (a Rust crate or Python module name).
@@ -448,6 +455,7 @@ mod tests {
         assert_eq!(one_line(" a \n b\t"), "a b");
         assert_eq!(quote(Value::from("it's")).unwrap(), "\"it's\"");
         assert_eq!(quote(Value::from(3)).unwrap(), "\"3\"");
+        assert_eq!(rust_str("a\"\u{8}"), r#""a\"\u{8}""#);
         assert_eq!(
             join(vec![Value::from("a"), Value::from(1)], Some(", ")),
             "a, 1"
