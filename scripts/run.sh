@@ -8,6 +8,9 @@ cd "$ROOT"
 scripts/build-plugins.sh
 cargo build --release --locked -p portolan
 
+# The templates' sidecars publish new projects here (see their [scaffold]).
+mkdir -p "$ROOT/target/projects"
+
 DATA_DIR="${PORTOLAN_DATA_DIR:-$ROOT/.portolan}"
 mkdir -p "$DATA_DIR"
 if [ ! -s "$DATA_DIR/admin-token" ]; then
@@ -19,6 +22,7 @@ cat <<EOT
   Portolan is starting on http://${PORTOLAN_LISTEN:-127.0.0.1:7700}
   Plugins folder: $ROOT/target/plugins (drop a .wasm here to install it)
   Scorecards:     $ROOT/examples/scorecards (YAML files, applied when they change)
+  New projects:   $ROOT/target/projects (where the templates publish)
   Admin token:    $(cat "$DATA_DIR/admin-token")   (saved in $DATA_DIR/admin-token)
 
   Try:  curl -H "Authorization: Bearer \$(cat $DATA_DIR/admin-token)" http://${PORTOLAN_LISTEN:-127.0.0.1:7700}/api/v1/plugins
