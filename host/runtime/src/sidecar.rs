@@ -50,7 +50,9 @@ pub struct ScaffoldFile {
     /// target); relative paths resolve against the sidecar's folder.
     pub root: Option<PathBuf>,
     /// Where to push (git target); `{name}` is replaced by the project's
-    /// name, e.g. `ssh://git.example.com/new/{name}.git`.
+    /// name, e.g. `ssh://git.example.com/new/{name}.git`, and `${{ ... }}`
+    /// placeholders are filled like a step's input (e.g. from a step that
+    /// created the repository before publishing).
     pub remote: Option<String>,
     /// The branch to commit to and push (default `main`).
     pub branch: Option<String>,
@@ -78,6 +80,10 @@ pub struct StepFile {
     /// Whether the action is started on the new project's entity.
     #[serde(default)]
     pub on_entity: bool,
+    /// Run before the project is published (e.g. create the repository it
+    /// is pushed to) instead of after.
+    #[serde(default)]
+    pub before_publish: bool,
 }
 
 /// One validated step of a template run.
@@ -88,6 +94,7 @@ pub struct ScaffoldStep {
     pub action: String,
     pub input: serde_json::Value,
     pub on_entity: bool,
+    pub before_publish: bool,
 }
 
 /// Where a template's new projects go, validated.
@@ -381,11 +388,18 @@ impl ScaffoldFile {
             if step.action.trim().is_empty() {
                 problems.push(format!("scaffold.steps[{i}].action: name an action plugin"));
             }
+            if step.on_entity && step.before_publish {
+                problems.push(format!(
+                    "scaffold.steps[{i}]: a step before publishing cannot run on the entity, \
+                     which is registered after publishing"
+                ));
+            }
             steps.push(ScaffoldStep {
                 id: step.id.clone(),
                 action: step.action.clone(),
                 input: serde_json::to_value(&step.input).unwrap_or_default(),
                 on_entity: step.on_entity,
+                before_publish: step.before_publish,
             });
         }
         match self.target.as_str() {

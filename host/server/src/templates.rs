@@ -761,9 +761,42 @@ async fn steps(
         return Err(failure("cancelled", "cancelled before publishing"));
     }
 
-    // 3. Publish.
-    let files = output.files.clone();
+    // 3. Steps before publishing (e.g. create the repository to push to).
     let step_list = target.steps().to_vec();
+    let mut links = mask_json(
+        state,
+        extra,
+        &serde_json::to_value(&output.links).unwrap_or(json!([])),
+    );
+    let mut context = json!({
+        "parameters": parameters,
+        "name": name,
+        "run": {"id": run.id, "actor": run.actor},
+        "output": {},
+        "entity": Value::Null,
+        "steps": {},
+    });
+    let mut outputs = serde_json::Map::new();
+    let (before, after): (Vec<_>, Vec<_>) = step_list.iter().partition(|s| s.before_publish);
+    for step in before {
+        run_recorded_step(
+            state,
+            owner,
+            run,
+            step,
+            &mut context,
+            None,
+            extra,
+            log,
+            cancel,
+            &mut links,
+            &mut outputs,
+        )
+        .await?;
+    }
+
+    // 4. Publish.
+    let files = output.files.clone();
     let published = match target {
         ScaffoldTarget::Directory { root, .. } => {
             log.host(
@@ -785,7 +818,17 @@ async fn steps(
             author_email,
             ..
         } => {
-            let remote = remote.replace("{name}", &name);
+            let remote = render(&Value::String(remote.replace("{name}", &name)), &context)
+                .map_err(|e| failure("publish", format!("scaffold.remote: {e}")))?;
+            let remote = match remote {
+                Value::String(r) if !r.trim().is_empty() && !r.starts_with('-') => r,
+                other => {
+                    return Err(failure(
+                        "publish",
+                        format!("scaffold.remote became {other}, not a remote"),
+                    ))
+                }
+            };
             let work = state.config.data_dir.join("scaffold").join(&run.id);
             log.host(
                 "info",
@@ -825,7 +868,7 @@ async fn steps(
         }
     };
 
-    // 4. Register.
+    // 5. Register.
     let mut entity_ref = None;
     if let Some(entity) = entity {
         match state.store.put_entity(&entity, &Origin::Api, None).await {
@@ -843,11 +886,6 @@ async fn steps(
             }
         }
     }
-    let mut links = mask_json(
-        state,
-        extra,
-        &serde_json::to_value(&output.links).unwrap_or(json!([])),
-    );
     let mut result = json!({
         "target": published,
         "files": output.files.len(),
@@ -856,51 +894,68 @@ async fn steps(
         "messages": output.messages.iter().map(|m| mask(state, extra, m)).collect::<Vec<_>>(),
     });
 
-    // 5. Further steps: actions, with values from the parameters and what
+    // 6. Steps after publishing, with values from the parameters and what
     // came before.
-    if !step_list.is_empty() {
-        let mut context = json!({
-            "parameters": parameters,
-            "run": {"id": run.id, "actor": run.actor},
-            "output": result.clone(),
-            "entity": entity_ref,
-            "steps": {},
-        });
-        let mut outputs = serde_json::Map::new();
-        for step in &step_list {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(failure(
-                    "cancelled",
-                    format!("cancelled before step {}", step.id),
-                ));
-            }
-            let (out, step_links) = run_step(
-                state,
-                owner,
-                run,
-                step,
-                &context,
-                entity_ref.as_deref(),
-                extra,
-                log,
-                cancel,
-            )
-            .await
-            .map_err(|e| {
-                let mut e = e;
-                e["step"] = json!(step.id);
-                e
-            })?;
-            if let (Some(all), Some(new)) = (links.as_array_mut(), step_links.as_array()) {
-                all.extend(new.iter().cloned());
-            }
-            let recorded = json!({"output": out, "links": step_links});
-            context["steps"][&step.id] = recorded.clone();
-            outputs.insert(step.id.clone(), recorded);
-        }
+    context["output"] = result.clone();
+    context["entity"] = json!(entity_ref);
+    for step in after {
+        run_recorded_step(
+            state,
+            owner,
+            run,
+            step,
+            &mut context,
+            entity_ref.as_deref(),
+            extra,
+            log,
+            cancel,
+            &mut links,
+            &mut outputs,
+        )
+        .await?;
+    }
+    if !outputs.is_empty() {
         result["steps"] = Value::Object(outputs);
     }
     Ok((result, links))
+}
+
+/// Runs one step and records its output and links for the steps after it.
+#[allow(clippy::too_many_arguments)]
+async fn run_recorded_step(
+    state: &AppState,
+    owner: &str,
+    run: &Run,
+    step: &portolan_runtime::ScaffoldStep,
+    context: &mut Value,
+    entity_ref: Option<&str>,
+    extra: &[String],
+    log: &mut RunLog,
+    cancel: &Arc<std::sync::atomic::AtomicBool>,
+    links: &mut Value,
+    outputs: &mut serde_json::Map<String, Value>,
+) -> Result<(), Value> {
+    if cancel.load(Ordering::Relaxed) {
+        return Err(failure(
+            "cancelled",
+            format!("cancelled before step {}", step.id),
+        ));
+    }
+    let (out, step_links) = run_step(
+        state, owner, run, step, context, entity_ref, extra, log, cancel,
+    )
+    .await
+    .map_err(|mut e| {
+        e["step"] = json!(step.id);
+        e
+    })?;
+    if let (Some(all), Some(new)) = (links.as_array_mut(), step_links.as_array()) {
+        all.extend(new.iter().cloned());
+    }
+    let recorded = json!({"output": out, "links": step_links});
+    context["steps"][&step.id] = recorded.clone();
+    outputs.insert(step.id.clone(), recorded);
+    Ok(())
 }
 
 /// Fills `${{ path.to.value }}` placeholders in `template` from `context`.
