@@ -620,3 +620,147 @@ async fn hostile_templates_write_nothing_and_secret_parameters_are_never_kept() 
     assert!(!dump.contains(TOKEN), "the secret parameter stored");
     server.stop().await;
 }
+
+/// A GitHub-shaped API that creates a bare repository under `remotes` for
+/// `POST /orgs/{org}/repos` and answers like GitHub does; it keeps every
+/// request it got (method, path, authorization, body).
+async fn fake_code_host(
+    remotes: std::path::PathBuf,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use axum::extract::{Path as UrlPath, State};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let app = axum::Router::new()
+        .route(
+            "/orgs/{org}/repos",
+            axum::routing::post(
+                |State((remotes, seen)): State<(
+                    std::path::PathBuf,
+                    std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+                )>,
+                 UrlPath(org): UrlPath<String>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    seen.lock().unwrap().push(json!({
+                        "path": format!("/orgs/{org}/repos"),
+                        "authorization": headers.get("authorization").and_then(|v| v.to_str().ok()),
+                        "body": body,
+                    }));
+                    let name = body["name"].as_str().unwrap_or("x").to_owned();
+                    git(&remotes, &["init", "-q", "--bare", &format!("{name}.git")]);
+                    (
+                        axum::http::StatusCode::CREATED,
+                        axum::Json(json!({
+                            "full_name": format!("{org}/{name}"),
+                            "clone_url": remotes.join(format!("{name}.git")),
+                            "html_url": format!("https://code.example/{org}/{name}"),
+                            "default_branch": "main",
+                        })),
+                    )
+                },
+            ),
+        )
+        .with_state((remotes, seen.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_creates_the_repository_the_new_project_is_pushed_to() {
+    const GITHUB_TOKEN: &str = "ghs_templateTest1234";
+    let server = TestServer::start(Options {
+        secrets: std::collections::HashMap::from([(
+            "GITHUB_TOKEN".to_owned(),
+            GITHUB_TOKEN.to_owned(),
+        )]),
+        ..Default::default()
+    })
+    .await;
+    let admin = server.token_for(Role::Admin, "root").await;
+    let alice = server.token_for(Role::Member, "alice").await;
+    let remotes = server.dir.path().join("remotes");
+    std::fs::create_dir_all(&remotes).unwrap();
+    let (port, seen) = fake_code_host(remotes.clone()).await;
+    server.write_sidecar(
+        "create-repository",
+        &format!(
+            "secrets = [\"GITHUB_TOKEN\"]\n[http]\nallow = [\"127.0.0.1:{port}\"]\n\
+             [settings]\napi_url = \"http://127.0.0.1:{port}\"\ntoken_secret = \"GITHUB_TOKEN\"\n"
+        ),
+    );
+    server.install(&component("create-repository"), "create-repository");
+    server
+        .wait_plugin(
+            "create-repository",
+            &admin,
+            Duration::from_secs(60),
+            |s, b| s == 200 && b["status"] == "ready",
+        )
+        .await
+        .expect("create-repository loads");
+    install(
+        &server,
+        &admin,
+        r#"[scaffold]
+target = "git"
+remote = "${{ steps.repo.output.cloneUrl }}"
+author_name = "Portolan Bot"
+author_email = "bot@example.com"
+
+[[scaffold.steps]]
+id = "repo"
+action = "create-repository"
+before_publish = true
+input = { owner = "acme", name = "${{ name }}", description = "${{ parameters.description }}" }
+"#,
+    )
+    .await;
+
+    let (status, run) = server
+        .post(
+            "/api/v1/templates/service-template/runs",
+            &alice,
+            Some(&json!({"parameters": params("inventory")})),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let run = wait_run(&server, &alice, run["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+
+    // The platform saw exactly one request, the one its API expects.
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![json!({
+            "path": "/orgs/acme/repos",
+            "authorization": format!("Bearer {GITHUB_TOKEN}"),
+            "body": {"name": "inventory", "description": "Bills customers.", "private": true, "auto_init": false},
+        })]
+    );
+    // The project was pushed to the repository the step created.
+    let created = &run["output"]["steps"]["repo"]["output"];
+    assert_eq!(created["fullName"], "acme/inventory");
+    let remote = remotes.join("inventory.git");
+    assert_eq!(run["output"]["target"]["remote"], json!(remote));
+    assert_eq!(
+        git(&remote, &["rev-parse", "refs/heads/main"]),
+        run["output"]["target"]["commit"].as_str().unwrap()
+    );
+    let tracked = git(&remote, &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(
+        tracked.lines().any(|l| l == "catalog-info.yaml"),
+        "{tracked}"
+    );
+    assert!(run["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["url"] == "https://code.example/acme/inventory"));
+    assert!(!run.to_string().contains(GITHUB_TOKEN));
+    let (status, _) = server
+        .get("/api/v1/entities/component/default/inventory", &alice)
+        .await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
