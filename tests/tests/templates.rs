@@ -647,6 +647,16 @@ async fn fake_code_host(
                         "body": body,
                     }));
                     let name = body["name"].as_str().unwrap_or("x").to_owned();
+                    if remotes.join(format!("{name}.git")).exists() {
+                        return (
+                            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                            axum::Json(json!({
+                                "message": "Repository creation failed.",
+                                "errors": [{"resource": "Repository", "code": "custom", "field": "name",
+                                            "message": "name already exists on this account"}],
+                            })),
+                        );
+                    }
                     git(&remotes, &["init", "-q", "--bare", &format!("{name}.git")]);
                     (
                         axum::http::StatusCode::CREATED,
@@ -762,5 +772,49 @@ input = { owner = "acme", name = "${{ name }}", description = "${{ parameters.de
         .get("/api/v1/entities/component/default/inventory", &alice)
         .await;
     assert_eq!(status, 200);
+
+    // A failing step fails the run with its reason, before anything is
+    // pushed or registered.
+    git(&remotes, &["init", "-q", "--bare", "taken.git"]);
+    let (_, run) = server
+        .post(
+            "/api/v1/templates/service-template/runs",
+            &alice,
+            Some(&json!({"parameters": params("taken")})),
+        )
+        .await;
+    let run = wait_run(&server, &alice, run["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(
+        (&run["error"]["code"], &run["error"]["step"]),
+        (&json!("step-failed"), &json!("repo"))
+    );
+    assert!(
+        run["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{run}"
+    );
+    let (_, logs) = server
+        .get(
+            &format!("/api/v1/runs/{}/logs", run["id"].as_str().unwrap()),
+            &alice,
+        )
+        .await;
+    assert!(
+        logs.to_string()
+            .contains("step repo: running action create-repository"),
+        "{logs}"
+    );
+    assert_eq!(
+        git(&remotes.join("taken.git"), &["branch", "--list"]),
+        "",
+        "nothing was pushed"
+    );
+    let (status, _) = server
+        .get("/api/v1/entities/component/default/taken", &alice)
+        .await;
+    assert_eq!(status, 404, "nothing was registered");
     server.stop().await;
 }
