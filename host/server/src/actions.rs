@@ -1254,80 +1254,21 @@ async fn call(
 ) -> RunEnd {
     let cancel = state.actions.track(&run.id);
     cancel.store(run.cancel_requested, Ordering::Relaxed);
-    let (tx, mut rx) = mpsc::unbounded_channel::<LogLine>();
-    let sink: LogSink = Arc::new(move |line: &LogLine| {
-        let _ = tx.send(line.clone());
-    });
-    let control = CallControl {
-        log_sink: Some(sink),
-        cancel: Some(cancel.clone()),
-    };
-    let mut task =
-        tokio::task::spawn_blocking(move || plugin.run_action_with(&invocation, &control));
-    let hard_deadline = tokio::time::sleep(timeout + HARD_DEADLINE_GRACE);
-    tokio::pin!(hard_deadline);
-    // Both intervals fire at once on their first tick: skip it, so a short
-    // run writes its log once, at its end.
-    let mut flush = tokio::time::interval(LOG_FLUSH);
-    flush.tick().await;
-    let mut renew = tokio::time::interval(RENEW);
-    renew.tick().await;
-    let mut lost_lease = false;
-    let report = loop {
-        tokio::select! {
-            joined = &mut task => break joined.ok(),
-            Some(line) = rx.recv() => {
-                let message = mask(state, extra, &line.message);
-                log.pending.push(NewLogLine {
-                    level: level_name(&line),
-                    message,
-                    at: Utc::now(),
-                });
-            }
-            _ = flush.tick() => log.flush().await,
-            _ = renew.tick() => match state.store.renew_run(&run.id, owner, LEASE).await {
-                Ok(Some(true)) => cancel.store(true, Ordering::Relaxed),
-                Ok(Some(false)) => {}
-                Ok(None) => {
-                    lost_lease = true;
-                    cancel.store(true, Ordering::Relaxed);
-                }
-                Err(e) => tracing::warn!(run = %run.id, error = format!("{e:#}"), "cannot renew an action run's lease"),
-            },
-            _ = &mut hard_deadline => {
-                cancel.store(true, Ordering::Relaxed);
-                break None;
+    let report = watched_call(log, owner, &cancel, extra, timeout, move |control| {
+        plugin.run_action_with(&invocation, &control)
+    })
+    .await;
+    state.actions.untrack(&run.id);
+    let report = match report {
+        Ok(report) => report,
+        Err(why) => {
+            return RunEnd {
+                status: RunStatus::Failed,
+                output: None,
+                links: json!([]),
+                error: Some(failure("timeout", why)),
             }
         }
-    };
-    while let Ok(line) = rx.try_recv() {
-        let message = mask(state, extra, &line.message);
-        log.pending.push(NewLogLine {
-            level: level_name(&line),
-            message,
-            at: Utc::now(),
-        });
-    }
-    state.actions.untrack(&run.id);
-    if lost_lease {
-        log.host(
-            "warn",
-            "this worker lost its claim on the run (its lease expired); stopping".into(),
-        );
-    }
-    let Some(report) = report else {
-        return RunEnd {
-            status: RunStatus::Failed,
-            output: None,
-            links: json!([]),
-            error: Some(failure(
-                "timeout",
-                format!(
-                    "the plugin did not come back within its deadline of {} ms",
-                    timeout.as_millis()
-                ),
-            )),
-        };
     };
     match report.result {
         Ok(outcome) => RunEnd {
@@ -1375,6 +1316,86 @@ async fn call(
             }
         }
     }
+}
+
+/// Makes a plugin call on a blocking thread and watches it until it comes
+/// back: its log lines join the run's log as they are written (masked, and
+/// written every [`LOG_FLUSH`]), the run's lease is renewed every
+/// [`RENEW`], and `cancel` is set (which stops the call) when someone
+/// cancels the run on another replica or the lease is lost. A call that
+/// does not come back within `deadline` plus a grace period (it waits in
+/// the host, e.g. on a socket) is given up on: `Err` says so.
+pub(crate) async fn watched_call<T: Send + 'static>(
+    log: &mut RunLog,
+    owner: &str,
+    cancel: &Arc<AtomicBool>,
+    extra: &[String],
+    deadline: Duration,
+    call: impl FnOnce(CallControl) -> T + Send + 'static,
+) -> Result<T, String> {
+    let state = log.state.clone();
+    let run_id = log.run_id.clone();
+    let (tx, mut rx) = mpsc::unbounded_channel::<LogLine>();
+    let sink: LogSink = Arc::new(move |line: &LogLine| {
+        let _ = tx.send(line.clone());
+    });
+    let control = CallControl {
+        log_sink: Some(sink),
+        cancel: Some(cancel.clone()),
+    };
+    let mut task = tokio::task::spawn_blocking(move || call(control));
+    let hard_deadline = tokio::time::sleep(deadline + HARD_DEADLINE_GRACE);
+    tokio::pin!(hard_deadline);
+    // Both intervals fire at once on their first tick: skip it, so a short
+    // call writes its log once, at its end.
+    let mut flush = tokio::time::interval(LOG_FLUSH);
+    flush.tick().await;
+    let mut renew = tokio::time::interval(RENEW);
+    renew.tick().await;
+    let mut lost_lease = false;
+    let out = loop {
+        tokio::select! {
+            joined = &mut task => {
+                break joined.map_err(|e| format!("the plugin call panicked in the host: {e}"))
+            }
+            Some(line) = rx.recv() => push_line(&state, log, &line, extra),
+            _ = flush.tick() => log.flush().await,
+            _ = renew.tick() => match state.store.renew_run(&run_id, owner, LEASE).await {
+                Ok(Some(true)) => cancel.store(true, Ordering::Relaxed),
+                Ok(Some(false)) => {}
+                Ok(None) => {
+                    lost_lease = true;
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!(run = %run_id, error = format!("{e:#}"), "cannot renew a run's lease"),
+            },
+            _ = &mut hard_deadline => {
+                cancel.store(true, Ordering::Relaxed);
+                break Err(format!(
+                    "the plugin did not come back within its deadline of {} ms",
+                    deadline.as_millis()
+                ));
+            }
+        }
+    };
+    while let Ok(line) = rx.try_recv() {
+        push_line(&state, log, &line, extra);
+    }
+    if lost_lease {
+        log.host(
+            "warn",
+            "this worker lost its claim on the run (its lease expired); stopping".into(),
+        );
+    }
+    out
+}
+
+fn push_line(state: &AppState, log: &mut RunLog, line: &LogLine, extra: &[String]) {
+    log.pending.push(NewLogLine {
+        level: level_name(line),
+        message: mask(state, extra, &line.message),
+        at: Utc::now(),
+    });
 }
 
 pub(crate) fn level_name(line: &LogLine) -> String {

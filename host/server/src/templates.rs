@@ -28,20 +28,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::Utc;
 use portolan_catalog::Entity as CatalogEntity;
 use portolan_runtime::model::GeneratorOutput;
-use portolan_runtime::{
-    CallControl, LogLine, LogSink, PluginEntry, PluginStatus, Role as PluginRole, ScaffoldTarget,
-};
-use portolan_store::{NewAuditEntry, NewLogLine, NewRun, Origin, Role, Run, RunEnd, RunStatus};
+use portolan_runtime::{PluginEntry, PluginStatus, Role as PluginRole, ScaffoldTarget};
+use portolan_store::{NewAuditEntry, NewRun, Origin, Role, Run, RunEnd, RunStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use crate::actions::{
     actor_of, failure, level_name, mask, mask_json, optional_body, run_response, secret_pointers,
-    secret_strings, split_secrets, RunLog, LEASE, LOG_FLUSH, RENEW,
+    secret_strings, split_secrets, watched_call, RunLog, LEASE,
 };
 use crate::app::AppState;
 use crate::auth::Caller;
@@ -306,29 +302,21 @@ async fn start_run(
     Ok(run_response(StatusCode::ACCEPTED, &run))
 }
 
-/// Runs `generate` on a blocking thread, forwarding log lines to `lines`
-/// as they are written; gives up (and stops the call) past its deadline
-/// plus a grace period, or when `cancel` is set.
-async fn generate(
+/// A dry run's `generate`: no run, no lease; given up on past its deadline
+/// plus a grace period.
+async fn generate_once(
     plugin: Arc<portolan_runtime::Plugin>,
     parameters: Value,
-    control: CallControl,
     deadline: Duration,
 ) -> Result<portolan_runtime::CallReport<GeneratorOutput>, String> {
-    let cancel = control.cancel.clone();
-    let task = tokio::task::spawn_blocking(move || plugin.generate_with(&parameters, &control));
+    let task = tokio::task::spawn_blocking(move || plugin.generate(&parameters));
     match tokio::time::timeout(deadline + Duration::from_secs(10), task).await {
         Ok(Ok(report)) => Ok(report),
-        Ok(Err(e)) => Err(format!("the generate call panicked: {e}")),
-        Err(_) => {
-            if let Some(c) = cancel {
-                c.store(true, Ordering::Relaxed);
-            }
-            Err(format!(
-                "the template did not come back within its deadline of {} ms",
-                deadline.as_millis()
-            ))
-        }
+        Ok(Err(e)) => Err(format!("the generate call panicked in the host: {e}")),
+        Err(_) => Err(format!(
+            "the template did not come back within its deadline of {} ms",
+            deadline.as_millis()
+        )),
     }
 }
 
@@ -349,14 +337,9 @@ async fn dry_run(
     let Some(plugin) = template.entry.plugin.clone() else {
         return Err(ApiError::Conflict("the template is not loaded".into()));
     };
-    let report = generate(
-        plugin,
-        parameters,
-        CallControl::default(),
-        call_deadline(&template.entry),
-    )
-    .await
-    .map_err(ApiError::Unavailable)?;
+    let report = generate_once(plugin, parameters, call_deadline(&template.entry))
+        .await
+        .map_err(ApiError::Unavailable)?;
     let log: Vec<Value> = report
         .logs
         .iter()
@@ -619,51 +602,6 @@ async fn execute(
     state.actions.logs.notify();
 }
 
-/// Keeps the run's lease and log going while `work` runs; stops early when
-/// the run is cancelled.
-#[allow(clippy::too_many_arguments)]
-async fn while_leased<T>(
-    state: &AppState,
-    owner: &str,
-    run: &Run,
-    cancel: &std::sync::atomic::AtomicBool,
-    log: &mut RunLog,
-    lines: &mut mpsc::UnboundedReceiver<LogLine>,
-    extra: &[String],
-    work: impl std::future::Future<Output = T>,
-) -> T {
-    tokio::pin!(work);
-    let mut flush = tokio::time::interval(LOG_FLUSH);
-    flush.tick().await;
-    let mut renew = tokio::time::interval(RENEW);
-    renew.tick().await;
-    loop {
-        tokio::select! {
-            out = &mut work => {
-                while let Ok(line) = lines.try_recv() {
-                    push_line(state, log, &line, extra);
-                }
-                return out;
-            }
-            Some(line) = lines.recv() => push_line(state, log, &line, extra),
-            _ = flush.tick() => log.flush().await,
-            _ = renew.tick() => match state.store.renew_run(&run.id, owner, LEASE).await {
-                Ok(Some(true)) | Ok(None) => cancel.store(true, Ordering::Relaxed),
-                Ok(Some(false)) => {}
-                Err(e) => tracing::warn!(run = %run.id, error = format!("{e:#}"), "cannot renew a template run's lease"),
-            },
-        }
-    }
-}
-
-fn push_line(state: &AppState, log: &mut RunLog, line: &LogLine, extra: &[String]) {
-    log.pending.push(NewLogLine {
-        level: level_name(line),
-        message: mask(state, extra, &line.message),
-        at: Utc::now(),
-    });
-}
-
 type StepResult = Result<(Value, Value), Value>;
 
 #[allow(clippy::too_many_arguments)]
@@ -679,29 +617,15 @@ async fn steps(
     cancel: &Arc<std::sync::atomic::AtomicBool>,
 ) -> StepResult {
     // 1. Generate.
-    let (tx, mut rx) = mpsc::unbounded_channel::<LogLine>();
-    let sink: LogSink = Arc::new(move |line: &LogLine| {
-        let _ = tx.send(line.clone());
-    });
-    let control = CallControl {
-        log_sink: Some(sink),
-        cancel: Some(cancel.clone()),
-    };
     let deadline = state
         .registry
         .get(&run.action)
         .map(|e| call_deadline(&e))
         .unwrap_or(Duration::from_secs(30));
-    let report = while_leased(
-        state,
-        owner,
-        run,
-        cancel,
-        log,
-        &mut rx,
-        extra,
-        generate(plugin, parameters.clone(), control, deadline),
-    )
+    let generated_from = parameters.clone();
+    let report = watched_call(log, owner, cancel, extra, deadline, move |control| {
+        plugin.generate_with(&generated_from, &control)
+    })
     .await
     .map_err(|m| failure("timeout", m))?;
     let output = match report.result {
@@ -1109,14 +1033,6 @@ async fn run_step(
         "info",
         format!("step {}: running action {}", step.id, step.action),
     );
-    let (tx, mut rx) = mpsc::unbounded_channel::<LogLine>();
-    let sink: LogSink = Arc::new(move |line: &LogLine| {
-        let _ = tx.send(line.clone());
-    });
-    let control = CallControl {
-        log_sink: Some(sink),
-        cancel: Some(cancel.clone()),
-    };
     let invocation = portolan_runtime::model::ActionInvocation {
         run_id: format!("{}.{}", run.id, step.id),
         actor: run.actor.clone(),
@@ -1124,22 +1040,16 @@ async fn run_step(
         input,
         entity,
     };
-    let deadline = call_deadline(&entry);
-    let work = async move {
-        let task =
-            tokio::task::spawn_blocking(move || plugin.run_action_with(&invocation, &control));
-        match tokio::time::timeout(deadline + Duration::from_secs(10), task).await {
-            Ok(Ok(report)) => Ok(report),
-            Ok(Err(e)) => Err(format!("the action call panicked: {e}")),
-            Err(_) => Err(format!(
-                "the action did not come back within {} ms",
-                deadline.as_millis()
-            )),
-        }
-    };
-    let report = while_leased(state, owner, run, cancel, log, &mut rx, extra, work)
-        .await
-        .map_err(|m| failure("timeout", format!("step {}: {m}", step.id)))?;
+    let report = watched_call(
+        log,
+        owner,
+        cancel,
+        extra,
+        call_deadline(&entry),
+        move |control| plugin.run_action_with(&invocation, &control),
+    )
+    .await
+    .map_err(|m| failure("timeout", format!("step {}: {m}", step.id)))?;
     match report.result {
         Ok(outcome) => {
             log.host("info", format!("step {} succeeded", step.id));
