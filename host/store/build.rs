@@ -1,6 +1,6 @@
-//! `sqlx::migrate!` embeds the migration files at compile time but cannot
-//! tell cargo to watch the folder, so without this a new migration file would
-//! be silently left out until something else triggers a rebuild.
+//! Rebuilds the crate when a migration changes: `sqlx::migrate!` embeds the
+//! `migrations/` folders at compile time but does not tell cargo to watch
+//! them.
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
 }
