@@ -37,9 +37,7 @@ use axum::{Json, Router};
 use chrono::Utc;
 use portolan_catalog::{Entity as CatalogEntity, EntityRef, RefDefaults};
 use portolan_runtime::model::{ActionInfo, ActionInvocation, ActionRole};
-use portolan_runtime::{
-    CallControl, CallError, LogLine, LogSink, PluginEntry, PluginStatus, Role as PluginRole,
-};
+use portolan_runtime::{CallControl, CallError, LogLine, LogSink, PluginEntry, Role as PluginRole};
 use portolan_store::{
     AuditFilter, ClaimedRun, NewAuditEntry, NewLogLine, NewRun, RetryRun, Role, Run, RunEnd,
     RunFilter, RunStatus, TokenInfo,
@@ -180,18 +178,13 @@ struct Action {
 }
 
 fn actions(state: &AppState) -> Vec<Action> {
-    let mut out: Vec<Action> = state
-        .registry
-        .list()
+    crate::api::ready_plugins(state, PluginRole::Action)
         .into_iter()
-        .filter(|e| e.status == PluginStatus::Ready && e.role == Some(PluginRole::Action))
         .filter_map(|entry| {
             let info = entry.plugin.as_ref()?.action_info()?.clone();
             Some(Action { entry, info })
         })
-        .collect();
-    out.sort_by(|a, b| a.entry.id.cmp(&b.entry.id));
-    out
+        .collect()
 }
 
 fn find_action(state: &AppState, id: &str) -> Result<Action, ApiError> {
@@ -1193,10 +1186,7 @@ async fn prepare(
         links: json!([]),
         error: Some(failure(code, message)),
     };
-    let entry = state
-        .registry
-        .get(&run.action)
-        .filter(|e| e.status == PluginStatus::Ready && e.role == Some(PluginRole::Action));
+    let entry = crate::api::ready_plugin(state, &run.action, PluginRole::Action);
     let Some((entry, plugin)) = entry.and_then(|e| e.plugin.clone().map(|p| (e, p))) else {
         return Err(fail(
             "unavailable",

@@ -48,6 +48,33 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The loaded (ready) plugins of one role, in id order.
+pub(crate) fn ready_plugins(
+    state: &AppState,
+    role: PluginRole,
+) -> Vec<std::sync::Arc<portolan_runtime::PluginEntry>> {
+    let mut out: Vec<_> = state
+        .registry
+        .list()
+        .into_iter()
+        .filter(|e| e.status == PluginStatus::Ready && e.role == Some(role))
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+/// One loaded (ready) plugin of `role`, if there is one with that id.
+pub(crate) fn ready_plugin(
+    state: &AppState,
+    id: &str,
+    role: PluginRole,
+) -> Option<std::sync::Arc<portolan_runtime::PluginEntry>> {
+    state
+        .registry
+        .get(id)
+        .filter(|e| e.status == PluginStatus::Ready && e.role == Some(role))
+}
+
 /// Liveness: the process answers.
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))

@@ -30,7 +30,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use portolan_catalog::Entity as CatalogEntity;
 use portolan_runtime::model::GeneratorOutput;
-use portolan_runtime::{PluginEntry, PluginStatus, Role as PluginRole, ScaffoldTarget};
+use portolan_runtime::{PluginEntry, Role as PluginRole, ScaffoldTarget};
 use portolan_store::{NewAuditEntry, NewRun, Origin, Role, Run, RunEnd, RunStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -87,17 +87,10 @@ impl Template {
 }
 
 fn templates(state: &AppState) -> Vec<Template> {
-    let mut out: Vec<Template> = state
-        .registry
-        .list()
+    crate::api::ready_plugins(state, PluginRole::ScaffoldGenerator)
         .into_iter()
-        .filter(|e| {
-            e.status == PluginStatus::Ready && e.role == Some(PluginRole::ScaffoldGenerator)
-        })
         .map(|entry| Template { entry })
-        .collect();
-    out.sort_by(|a, b| a.entry.id.cmp(&b.entry.id));
-    out
+        .collect()
 }
 
 fn find_template(state: &AppState, id: &str) -> Result<Template, ApiError> {
@@ -953,11 +946,8 @@ async fn run_step(
     log: &mut RunLog,
     cancel: &Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(Value, Value), Value> {
-    let entry = state
-        .registry
-        .get(&step.action)
-        .filter(|e| e.status == PluginStatus::Ready && e.role == Some(PluginRole::Action))
-        .ok_or_else(|| {
+    let entry =
+        crate::api::ready_plugin(state, &step.action, PluginRole::Action).ok_or_else(|| {
             failure(
                 "unavailable",
                 format!("step {}: action {:?} is not loaded", step.id, step.action),
