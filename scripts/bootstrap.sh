@@ -10,6 +10,8 @@
 set -euo pipefail
 
 APT_PACKAGES=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 wasi-libc)
+# The web UI's browser tests drive Debian's headless Chromium over WebDriver.
+APT_PACKAGES+=(chromium chromium-driver fonts-dejavu-core)
 
 need_apt=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -21,8 +23,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
+  $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
 # rust-lld must be on PATH for rustc-web's wasm targets; lld-22 ships it under

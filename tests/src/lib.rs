@@ -11,6 +11,8 @@ use portolan::app::AppState;
 use portolan::config::{Config, RuntimeSettings};
 use tempfile::TempDir;
 
+pub mod browser;
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1088,7 +1088,9 @@ async fn the_action_fixtures_load_describe_themselves_and_run() {
                 "note": {"type": "string"},
                 "password": {"type": "string", "format": "password"}
             },
-            "additionalProperties": false
+            "additionalProperties": false,
+            // Added by the host: the order the plugin wrote the fields in.
+            "ui:order": ["mode", "ms", "note", "password"]
         })
     );
     let d = &guarded["describe"];
@@ -1098,7 +1100,8 @@ async fn the_action_fixtures_load_describe_themselves_and_run() {
     assert_eq!(d["approval"], "admin");
     assert_eq!(
         d["inputSchema"],
-        json!({"type": "object", "properties": {"target": {"type": "string"}}})
+        json!({"type": "object", "properties": {"target": {"type": "string"}},
+               "ui:order": ["target"]})
     );
 
     let entity = portolan_e2e::entity("svc");

@@ -341,7 +341,9 @@ async fn actions_of_both_versions_run_and_only_the_current_one_sees_the_actor() 
         entity_kinds: vec!["Component".into()],
         entity_types: vec![],
         entity_tags: vec![],
-        input_schema: json!({"type": "object", "properties": {"message": {"type": "string"}}}),
+        // The host records the author's property order for forms.
+        input_schema: json!({"type": "object", "properties": {"message": {"type": "string"}},
+                             "ui:order": ["message"]}),
         required_role: ActionRole::Member,
         approval: None,
     };

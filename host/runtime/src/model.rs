@@ -223,3 +223,126 @@ pub(crate) fn json_text(v: &Value) -> String {
 pub(crate) fn parse_json(field: &str, text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| format!("{field} is not valid JSON: {e}"))
 }
+
+/// Parses a form's JSON Schema and records the order its author wrote each
+/// object's `properties` in as `ui:order` (the react-jsonschema-form
+/// convention), unless the schema names an order itself. A parsed `Value`
+/// sorts keys, and forms should follow the author, not the alphabet.
+pub(crate) fn parse_schema(field: &str, text: &str) -> Result<Value, String> {
+    let mut value = parse_json(field, text)?;
+    if let Ok(order) = serde_json::from_str::<KeyOrder>(text) {
+        order.apply(&mut value);
+    }
+    Ok(value)
+}
+
+/// The shape of a JSON document with each object's keys in document order.
+enum KeyOrder {
+    Object(Vec<(String, KeyOrder)>),
+    Array(Vec<KeyOrder>),
+    Scalar,
+}
+
+impl KeyOrder {
+    fn apply(&self, value: &mut Value) {
+        match (self, value) {
+            (KeyOrder::Object(entries), Value::Object(map)) => {
+                for (key, order) in entries {
+                    if let Some(v) = map.get_mut(key) {
+                        order.apply(v);
+                    }
+                }
+                let properties = entries.iter().find(|(k, _)| k == "properties");
+                if let (Some((_, KeyOrder::Object(props))), false) =
+                    (properties, map.contains_key("ui:order"))
+                {
+                    if map.get("properties").is_some_and(Value::is_object) {
+                        let names: Vec<Value> = props
+                            .iter()
+                            .map(|(k, _)| Value::String(k.clone()))
+                            .collect();
+                        map.insert("ui:order".into(), Value::Array(names));
+                    }
+                }
+            }
+            (KeyOrder::Array(items), Value::Array(values)) => {
+                for (order, v) in items.iter().zip(values.iter_mut()) {
+                    order.apply(v);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = KeyOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<KeyOrder, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, KeyOrder>()? {
+                    entries.push((k, v));
+                }
+                Ok(KeyOrder::Object(entries))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<KeyOrder, A::Error> {
+                let mut items = Vec::new();
+                while let Some(v) = s.next_element::<KeyOrder>()? {
+                    items.push(v);
+                }
+                Ok(KeyOrder::Array(items))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<KeyOrder, E> {
+                Ok(KeyOrder::Scalar)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<KeyOrder, E> {
+                Ok(KeyOrder::Scalar)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<KeyOrder, E> {
+                Ok(KeyOrder::Scalar)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<KeyOrder, E> {
+                Ok(KeyOrder::Scalar)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<KeyOrder, E> {
+                Ok(KeyOrder::Scalar)
+            }
+            fn visit_unit<E>(self) -> Result<KeyOrder, E> {
+                Ok(KeyOrder::Scalar)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    #[test]
+    fn property_order_is_recorded_as_ui_order_at_every_level() {
+        let text = r#"[{"type":"object","properties":{"zeta":{},"alpha":{"type":"object",
+            "properties":{"y":{},"b":{}}},"mid":{}}},
+            {"properties":{"b":{},"a":{}},"ui:order":["a","b"]}]"#;
+        let v = super::parse_schema("s", text).unwrap();
+        assert_eq!(
+            v[0]["ui:order"],
+            serde_json::json!(["zeta", "alpha", "mid"])
+        );
+        assert_eq!(
+            v[0]["properties"]["alpha"]["ui:order"],
+            serde_json::json!(["y", "b"])
+        );
+        // An order the author gave is kept.
+        assert_eq!(v[1]["ui:order"], serde_json::json!(["a", "b"]));
+    }
+}

@@ -668,13 +668,13 @@ fn parse_described(d: Described) -> Result<Parsed, String> {
         DescribedRole::Generator {
             tags,
             parameters_schema,
-        } => model::parse_json("parameters-schema", &parameters_schema)
+        } => model::parse_schema("parameters-schema", &parameters_schema)
             .map(|schema| {
                 details.insert("tags".into(), Value::from(tags));
                 details.insert("parametersSchema".into(), schema);
             })
             .map_err(bad),
-        DescribedRole::Action(a) => model::parse_json("input-schema", &a.input_schema)
+        DescribedRole::Action(a) => model::parse_schema("input-schema", &a.input_schema)
             .map(|input_schema| {
                 let info = ActionInfo {
                     entity_kinds: a.entity_kinds,

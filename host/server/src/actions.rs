@@ -141,7 +141,7 @@ pub fn actor_of(token: &TokenInfo) -> String {
 /// Whether `token` belongs to the person recorded as `actor`: the same
 /// token, or a token with the same non-empty description (a person's
 /// second token).
-fn same_person(token: &TokenInfo, actor: &str) -> bool {
+pub(crate) fn same_person(token: &TokenInfo, actor: &str) -> bool {
     let Some(rest) = actor.strip_prefix("token:") else {
         return false;
     };

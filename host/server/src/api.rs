@@ -31,12 +31,17 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::scorecards::routes())
         .merge(crate::actions::routes())
         .merge(crate::templates::routes());
+    // The API on its own: the web UI calls it in-process.
+    let api: Router = Router::new().nest("/api/v1", v1).with_state(state.clone());
+    let ui = crate::ui::routes(state.clone(), api.clone());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(openapi))
-        .nest("/api/v1", v1)
+        .with_state(state.clone())
+        .merge(api)
+        .merge(ui)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -45,7 +50,6 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::extract::DefaultBodyLimit::max(error::MAX_JSON_BODY))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 /// The loaded (ready) plugins of one role, in id order.

@@ -26,6 +26,9 @@
 //! - [`templates`]: the scaffolder (`/api/v1/templates`): parameter forms,
 //!   dry runs, runs that publish to a directory or a git repository and
 //!   register the new project in the catalog.
+//! - [`ui`]: the web UI, HTML rendered on the server from the API's own
+//!   answers (catalog, entity pages, templates, actions and runs with live
+//!   logs, scorecards, plugins, sign-in).
 //! - [`error`]: the API's error type (`application/problem+json`) and the
 //!   extractors that turn malformed input into it.
 //! - [`auth`]: bearer tokens with roles.
@@ -51,3 +54,4 @@ pub mod scorecards;
 pub mod sources;
 pub mod sync;
 pub mod templates;
+pub mod ui;

@@ -603,8 +603,12 @@ fn add_scorecards(doc: &mut Value) {
         }},
         "/api/v1/scorecards/{id}/entities": {"get": {
             "summary": "The evaluated entities with their level, failing rules and next level, by reference",
-            "parameters": [id, page[0], page[1]],
-            "responses": with(problem_responses(&["401", "404", "422"]), "200", json_ok("Entities", object.clone()))
+            "parameters": [id, page[0], page[1],
+                {"name": "level", "in": "query", "description": "only entities at this level", "schema": {"type": "string"}},
+                {"name": "rule", "in": "query", "description": "only entities with this rule in `status`", "schema": {"type": "string"}},
+                {"name": "status", "in": "query", "description": "with `rule`; default fail",
+                 "schema": {"type": "string", "enum": ["pass", "fail", "error", "exempt", "skip"]}}],
+            "responses": with(problem_responses(&["400", "401", "404", "422"]), "200", json_ok("Entities", object.clone()))
         }},
         "/api/v1/scorecards/{id}/exemptions": {
             "get": {"summary": "A scorecard's exemptions, expired ones included", "parameters": [id],

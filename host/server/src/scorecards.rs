@@ -736,6 +736,11 @@ async fn results(
 struct EntitiesQuery {
     limit: Option<u32>,
     cursor: Option<String>,
+    /// Only entities at this level.
+    level: Option<String>,
+    /// With `status`: only entities whose result for this rule has it.
+    rule: Option<String>,
+    status: Option<String>,
 }
 
 /// `GET /api/v1/scorecards/{id}/entities`: the evaluated entities with
@@ -755,9 +760,49 @@ async fn result_entities(
             format!("must be between 1 and {max}"),
         ));
     }
+    let mut filter = portolan_store::StandingFilter::default();
+    if let Some(level) = &q.level {
+        if !definition.levels.contains(level) {
+            return Err(ApiError::invalid(
+                "query.level",
+                format!(
+                    "scorecard {id:?} has no level {level:?}; its levels are {}",
+                    definition.levels.join(", ")
+                ),
+            ));
+        }
+        filter.level = Some(level.clone());
+    }
+    match (&q.rule, &q.status) {
+        (None, None) => {}
+        (Some(rule), status) => {
+            if !definition.rules.iter().any(|r| r.id == *rule) {
+                return Err(ApiError::invalid(
+                    "query.rule",
+                    format!("scorecard {id:?} has no rule {rule:?}"),
+                ));
+            }
+            let status = status.as_deref().unwrap_or("fail");
+            let status: portolan_store::ResultStatus = status.parse().map_err(|_| {
+                ApiError::invalid(
+                    "query.status",
+                    format!(
+                        "unknown status {status:?}; expected pass, fail, error, exempt or skip"
+                    ),
+                )
+            })?;
+            filter.rule = Some((rule.clone(), status));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(
+                "query.status",
+                "name the rule too, e.g. rule=has-owner&status=fail",
+            ))
+        }
+    }
     let page = state
         .store
-        .scorecard_entities(&id, q.cursor.as_deref(), limit + 1)
+        .scorecard_entities_where(&id, &filter, q.cursor.as_deref(), limit + 1)
         .await?;
     let more = page.len() > limit as usize;
     let items: Vec<Value> = page

@@ -40,6 +40,15 @@ const LEVEL_ROWS_PER_INSERT: usize = 8_000;
 /// for the scorecard and the time).
 const KEYS_PER_STATEMENT: usize = 8_000;
 
+/// Which entities a page of [`Store::scorecard_entities_where`] keeps.
+#[derive(Debug, Clone, Default)]
+pub struct StandingFilter {
+    /// Only entities currently at this level.
+    pub level: Option<String>,
+    /// Only entities whose result for this rule has this status.
+    pub rule: Option<(String, ResultStatus)>,
+}
+
 /// The most entities one [`Store::scorecard_entities`] page returns: each
 /// carries all its rule results.
 pub const MAX_SCORECARD_PAGE: u32 = 1_000;
@@ -890,19 +899,51 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<EntityScorecard>, StoreError> {
+        self.scorecard_entities_where(scorecard_id, &StandingFilter::default(), after, limit)
+            .await
+    }
+
+    /// Like [`Store::scorecard_entities`], keeping only the entities at one
+    /// level and/or with one rule in one status (the drill-down from a
+    /// rule's pass rate to the entities failing it).
+    pub async fn scorecard_entities_where(
+        &self,
+        scorecard_id: &str,
+        filter: &StandingFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<EntityScorecard>, StoreError> {
         let limit = i64::from(limit.clamp(1, MAX_SCORECARD_PAGE));
         let after = after.map(str::to_lowercase).unwrap_or_default();
+        let mut sql = String::from(
+            "SELECT scorecard_id, entity_ref, level, at FROM scorecard_levels \
+             WHERE scorecard_id = $1 AND until_at IS NULL AND entity_ref > $2",
+        );
+        let mut binds: Vec<&str> = Vec::new();
+        if let Some(level) = &filter.level {
+            binds.push(level);
+            sql.push_str(&format!(" AND level = ${}", binds.len() + 3));
+        }
+        if let Some((rule, status)) = &filter.rule {
+            binds.push(rule);
+            binds.push(status.as_str());
+            sql.push_str(&format!(
+                " AND entity_ref IN (SELECT entity_ref FROM scorecard_results \
+                 WHERE scorecard_id = $1 AND rule_id = ${} AND status = ${})",
+                binds.len() + 2,
+                binds.len() + 3
+            ));
+        }
+        sql.push_str(" ORDER BY entity_ref LIMIT $3");
         let levels: Vec<CurrentLevelRow> = on_pool!(&self.pool, pool => {
-            sqlx::query_as(
-                "SELECT scorecard_id, entity_ref, level, at FROM scorecard_levels \
-                 WHERE scorecard_id = $1 AND until_at IS NULL AND entity_ref > $2 \
-                 ORDER BY entity_ref LIMIT $3",
-            )
-            .bind(scorecard_id)
-            .bind(&after)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
+            let mut query = sqlx::query_as(&sql)
+                .bind(scorecard_id)
+                .bind(&after)
+                .bind(limit);
+            for value in &binds {
+                query = query.bind(*value);
+            }
+            query.fetch_all(pool).await?
         });
         let (Some(first), Some(last)) = (levels.first(), levels.last()) else {
             return Ok(Vec::new());
