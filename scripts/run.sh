@@ -20,6 +20,7 @@ fi
 cat <<EOT
 
   Portolan is starting on http://${PORTOLAN_LISTEN:-127.0.0.1:7700}
+  Web UI:         http://${PORTOLAN_LISTEN:-127.0.0.1:7700}/ (sign in with the admin token below)
   Plugins folder: $ROOT/target/plugins (drop a .wasm here to install it)
   Scorecards:     $ROOT/examples/scorecards (YAML files, applied when they change)
   New projects:   $ROOT/target/projects (where the templates publish)

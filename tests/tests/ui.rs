@@ -741,3 +741,98 @@ async fn browser_a_plugin_dropped_into_the_folder_appears_on_the_plugins_page() 
     b.close().await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_pages_offer_approve_deny_cancel_and_retry_only_to_those_allowed() {
+    let (server, admin) = seeded(Options::default()).await;
+    server.install(&component("guarded-action"), "guarded");
+    ready(&server, "guarded", &admin).await;
+    let alice_token = server.token_for(Role::Member, "alice").await;
+    let bob_token = server.token_for(Role::Admin, "bob").await;
+    let alice = Visitor::new(&server, Some(&alice_token));
+    let bob = Visitor::new(&server, Some(&bob_token));
+
+    // Alice asks; the run waits for another person with the admin role.
+    let (status, _, headers) = alice
+        .post("/actions/guarded", &[("/input/target", "db")], None)
+        .await;
+    assert_eq!(status, 303);
+    let run_page = location(&headers);
+    let (_, page, _) = alice.get(&run_page).await;
+    assert!(page.contains("data-status=\"awaiting-approval\""), "{page}");
+    assert!(
+        page.contains("Another person must approve your run."),
+        "{page}"
+    );
+    assert!(!page.contains(">Approve<"), "{page}");
+    assert!(page.contains(">Cancel run<"), "her own run: {page}");
+    // Bob may approve or deny it, and cancel it as an admin.
+    let (_, page, _) = bob.get(&run_page).await;
+    assert!(
+        page.contains(">Approve<") && page.contains(">Deny<"),
+        "{page}"
+    );
+    assert!(page.contains(">Cancel run<"), "{page}");
+    // Denying needs a reason: the page says so and the run still waits.
+    let (status, page, _) = bob
+        .post(&format!("{run_page}/deny"), &[("comment", "")], None)
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("comment"), "{page}");
+    assert!(page.contains("data-status=\"awaiting-approval\""), "{page}");
+    let (status, _, headers) = bob
+        .post(
+            &format!("{run_page}/approve"),
+            &[("comment", "go ahead")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(location(&headers), run_page);
+    let started = Instant::now();
+    let page = loop {
+        let (_, page, _) = alice.get(&run_page).await;
+        if page.contains("data-status=\"succeeded\"") {
+            break page;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(page.contains("go ahead"), "the approval's comment: {page}");
+    assert!(
+        !page.contains(">Cancel run<") && !page.contains(">Retry<"),
+        "{page}"
+    );
+
+    // A long run can be cancelled from its page, then retried.
+    let entity = "component:default/payments-service";
+    let (_, _, headers) = alice
+        .post(
+            "/actions/test-action",
+            &[
+                ("/entity", entity),
+                ("/input/mode", "sleep"),
+                ("/input/ms", "60000"),
+            ],
+            None,
+        )
+        .await;
+    let run_page = location(&headers);
+    let (status, _, _) = alice.post(&format!("{run_page}/cancel"), &[], None).await;
+    assert_eq!(status, 303);
+    let started = Instant::now();
+    let page = loop {
+        let (_, page, _) = alice.get(&run_page).await;
+        if page.contains("data-status=\"cancelled\"") {
+            break page;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(page.contains(">Retry<"), "{page}");
+    let (status, _, _) = alice.post(&format!("{run_page}/retry"), &[], None).await;
+    assert_eq!(status, 303);
+    let (_, page, _) = alice.get(&run_page).await;
+    assert!(page.contains("attempt 2"), "{page}");
+    server.stop().await;
+}

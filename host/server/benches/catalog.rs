@@ -956,6 +956,73 @@ async fn queries(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> 
 }
 
 // ---------------------------------------------------------------------------
+// 2b. The web UI's catalog pages
+
+/// Times the web UI's catalog pages (HTML with the page of entities and the
+/// facet counts, from in-process API calls) beside the one entities API call
+/// each page makes for its rows, interleaved in rounds.
+async fn ui_pages(s: &Settings, portal: &Portal) -> Vec<QueryResult> {
+    println!("== web UI catalog pages ({} samples each)", s.samples / 10);
+    let cookie = format!("portolan_session={}", portal.token);
+    let page = |path: String| {
+        let cookie = cookie.clone();
+        let url = portal.url(&path);
+        let http = portal.http.clone();
+        async move {
+            let started = Instant::now();
+            let resp = http
+                .get(url)
+                .header(reqwest::header::COOKIE, cookie)
+                .send()
+                .await
+                .expect("GET page");
+            assert_eq!(resp.status(), 200, "{path}");
+            let body = resp.text().await.expect("body");
+            assert!(body.contains("shown of"), "{path} rendered no results");
+            started.elapsed()
+        }
+    };
+    let fields = "&fields=kind,metadata.name,metadata.namespace,metadata.title,metadata.description,metadata.tags,spec.type,spec.owner,spec.lifecycle";
+    let cases = [
+        ("catalog, first page by name", "/catalog".to_owned(),
+         format!("/api/v1/entities?limit=50&sort=metadata.name{fields}")),
+        ("catalog, kind + lifecycle filtered", "/catalog?kind=component&lifecycle=production".to_owned(),
+         format!("/api/v1/entities?limit=50&kind=component&lifecycle=production&sort=metadata.name{fields}")),
+        ("catalog, search q=pay", "/catalog?q=pay".to_owned(),
+         format!("/api/v1/entities?limit=50&q=pay{fields}")),
+    ];
+    let samples = (s.samples / 10).max(20);
+    let mut out = Vec::new();
+    for (label, ui, api) in cases {
+        for _ in 0..5 {
+            page(ui.clone()).await;
+            portal.timed_get(&api).await;
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        while a.len() < samples {
+            for _ in 0..10 {
+                a.push(page(ui.clone()).await);
+            }
+            for _ in 0..10 {
+                b.push(portal.timed_get(&api).await);
+            }
+        }
+        let (pa, pb) = (latency(&mut a), latency(&mut b));
+        println!(
+            "  {label:<44} p50 {:>7.2} ms  p99 {:>7.2} ms   | its API list call p50 {:>6.2} ms  p99 {:>6.2} ms",
+            pa.p50, pa.p99, pb.p50, pb.p99
+        );
+        out.push(QueryResult {
+            label: label.to_owned(),
+            portolan: pa,
+            raw: pb,
+        });
+    }
+    println!();
+    out
+}
+
+// ---------------------------------------------------------------------------
 // 3. Resync of a catalog source
 
 /// One sync of the source, as its record says.
@@ -1287,6 +1354,7 @@ async fn run(s: Settings) {
     let portal = Portal::start(&work.path().join("portal")).await;
     let ingest = ingest(&s, &portal, work.path(), &docs).await;
     let queries = queries(&s, &portal, work.path(), &docs).await;
+    let pages = ui_pages(&s, &portal).await;
     let resync = resync(&s, &portal, work.path()).await;
     portal.stop().await;
 
@@ -1309,6 +1377,12 @@ async fn run(s: Settings) {
             q.raw.p50,
             q.raw.p99,
             verdict(q.portolan.p99 <= 20.0)
+        );
+    }
+    for p in &pages {
+        println!(
+            "  web UI {} at {n}: p50 {:.2} ms, p99 {:.2} ms (its entities API call alone p50 {:.2} ms, p99 {:.2} ms)",
+            p.label, p.portolan.p50, p.portolan.p99, p.raw.p50, p.raw.p99
         );
     }
     match &resync.skipped {

@@ -169,8 +169,9 @@ fn label_of<'a>(name: &'a str, schema: &'a Value) -> &'a str {
     schema["title"].as_str().unwrap_or(name)
 }
 
-/// The problems of a form as a summary with links to the fields.
-pub fn summary(state: &FormState, known: &dyn Fn(&str) -> bool) -> Markup {
+/// The problems of a form as a summary, each named by its field's label and
+/// linked to the field; `known` lists the form's fields as (pointer, label).
+pub fn summary(state: &FormState, known: &[(String, String)]) -> Markup {
     html! {
         @if state.has_errors() {
             div.error-summary role="alert" tabindex="-1" id="error-summary" {
@@ -178,10 +179,11 @@ pub fn summary(state: &FormState, known: &dyn Fn(&str) -> bool) -> Markup {
                 ul {
                     @for (pointer, message) in &state.errors {
                         li {
-                            @if known(pointer) {
-                                a href={"#" (field_id(pointer))} { (message) }
-                            } @else {
-                                (message)
+                            @match known.iter().find(|(p, _)| p == pointer) {
+                                Some((_, label)) => {
+                                    a href={"#" (field_id(pointer))} { (label) ": " (message) }
+                                }
+                                None => { (message) }
                             }
                         }
                     }
@@ -191,15 +193,15 @@ pub fn summary(state: &FormState, known: &dyn Fn(&str) -> bool) -> Markup {
     }
 }
 
-/// Every field pointer a schema renders (to tell which problems have a
-/// field to point at).
-pub fn pointers(schema: &Value, base: &str, out: &mut Vec<String>) {
+/// Every field a schema renders, as (pointer, label): which problems have a
+/// field to point at, and what to call it.
+pub fn pointers(schema: &Value, base: &str, out: &mut Vec<(String, String)>) {
     for (name, prop) in ordered(schema) {
         let pointer = format!("{base}/{}", escape_pointer(name));
         if type_of(prop) == "object" && prop.get("properties").is_some() {
             pointers(prop, &pointer, out);
         } else {
-            out.push(pointer);
+            out.push((pointer, label_of(name, prop).to_owned()));
         }
     }
 }

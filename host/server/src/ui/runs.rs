@@ -123,7 +123,7 @@ fn form_page(
         .is_none_or(|k| k.is_empty());
     let mut known = Vec::new();
     forms::pointers(schema, "/input", &mut known);
-    known.push("/entity".into());
+    known.push(("/entity".into(), "Entity".into()));
     let body = html! {
         nav.crumbs aria-label="Breadcrumb" { a href="/actions" { "Actions" } " › " (title) }
         h1 { (title) }
@@ -131,7 +131,7 @@ fn form_page(
         @if let Some(approver) = action["approval"].as_str() {
             p.note { "A run waits for the approval of another person with the " strong { (approver) } " role." }
         }
-        (forms::summary(state, &|p| known.iter().any(|k| k == p)))
+        (forms::summary(state, &known))
         @if !session.signed_in() {
             p.note { a href="/sign-in" { "Sign in" } " to run this action." }
         } @else if !session.can(needs) {

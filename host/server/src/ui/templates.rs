@@ -97,7 +97,7 @@ fn render(
         nav.crumbs aria-label="Breadcrumb" { a href="/templates" { "Create" } " › " (title) }
         h1 { (title) }
         @if let Some(d) = template["description"].as_str().filter(|d| !d.is_empty()) { p.lead { (d) } }
-        (forms::summary(state, &|p| known.iter().any(|k| k == p)))
+        (forms::summary(state, &known))
         @if !session.signed_in() {
             p.note { a href="/sign-in" { "Sign in" } " to use this template." }
         } @else if !session.can(Role::Member) {
