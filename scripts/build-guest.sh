@@ -11,7 +11,7 @@
 # committed). Expects the toolchains that scripts/bootstrap.sh installs.
 #
 # Incremental: the output's `.stamp` file holds a hash of everything the build
-# reads (the folder, the SDK, the WIT, the tool versions); when it matches,
+# reads (the folder, the SDK, the WIT, the tool versions, this script); when it matches,
 # nothing is rebuilt. The output is replaced by rename.
 set -euo pipefail
 
@@ -53,6 +53,7 @@ esac
 # Everything the output depends on, hashed in a stable order.
 stamp="$({
   echo "$language $world $tool_version"
+  sha256sum < "${BASH_SOURCE[0]}"
   (cd "$DIR" && find . -type f ! -path './target/*' ! -path './node_modules/*' ! -name '*.wasm' \
      ! -path '*/__pycache__/*' | LC_ALL=C sort | xargs -d '\n' sha256sum)
   (cd "$sdk" && find . -type f ! -path './templates/*' ! -path '*/__pycache__/*' ! -path './node_modules/*' \
@@ -76,8 +77,13 @@ case "$language" in
     # Typed bindings for editors and type checkers; componentize-py makes
     # its own copy inside the component.
     "$COMPONENTIZE_PY" -d "$ROOT/wit" -w "$world" bindings "$work/bindings" >/dev/null
+    # Staged copies: componentize-py runs the code while it builds and
+    # would leave __pycache__ folders in the sources.
+    mkdir -p "$work/src" "$work/sdk"
+    (cd "$DIR" && find . -name '*.py' ! -path '*/__pycache__/*' -exec cp --parents {} "$work/src/" \;)
+    cp -r "$sdk/portolan_sdk" "$work/sdk/"
     "$COMPONENTIZE_PY" -d "$ROOT/wit" -w "$world" componentize \
-      -p "$DIR" -p "$sdk" app -o "$tmp" >"$work/build.log" 2>&1 \
+      -p "$work/src" -p "$work/sdk" app -o "$tmp" >"$work/build.log" 2>&1 \
       || { cat "$work/build.log" >&2; exit 1; }
     ;;
   javascript)
