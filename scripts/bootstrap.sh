@@ -80,8 +80,10 @@ if ! cmp -s "$ROOT/tools/package-lock.json" "$ROOT/tools/node_modules/.package-l
 fi
 
 if ! "$TOOLS/bin/wit-bindgen" --version 2>/dev/null | grep -q " $WIT_BINDGEN_VERSION"; then
+  # Only the C generator: the other languages double the build time.
   echo "bootstrap: installing wit-bindgen-cli $WIT_BINDGEN_VERSION (a few minutes, once)" >&2
   # The host's stable toolchain, whatever a caller chose.
   env -u RUSTUP_TOOLCHAIN -u CARGO_TARGET_DIR -u RUSTFLAGS -u CARGO_BUILD_TARGET \
-    cargo +stable install --locked --quiet --root "$TOOLS" wit-bindgen-cli --version "$WIT_BINDGEN_VERSION"
+    cargo +stable install --locked --quiet --root "$TOOLS" wit-bindgen-cli --version "$WIT_BINDGEN_VERSION" \
+      --no-default-features --features c
 fi

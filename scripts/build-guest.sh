@@ -98,7 +98,7 @@ case "$language" in
       || { cat "$work/build.log" >&2; exit 1; }
     ;;
   c)
-    "$WIT_BINDGEN" c "$ROOT/wit" --world "$world" --out-dir "$work/gen" >/dev/null
+    "$WIT_BINDGEN" c "$ROOT/wit" --world "$world" --out-dir "$work/gen" >/dev/null 2>&1
     world_c="${world//-/_}"
     # Each generated and plugin source compiled for wasm32-wasi (WASI
     # preview 1 libc from Debian), then linked as a reactor component.
@@ -106,6 +106,7 @@ case "$language" in
     for src in "$DIR"/*.c "$work/gen/$world_c.c"; do
       obj="$work/$(basename "$src" .c).o"
       clang --target=wasm32-wasi -O2 -Wall -Werror -Wno-unused-function \
+        -DPORTOLAN_WORLD="$world_c" -DPORTOLAN_WORLD_HEADER="\"$world_c.h\"" \
         -I "$work/gen" -I "$sdk" -c "$src" -o "$obj"
       objs+=("$obj")
     done
