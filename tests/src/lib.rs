@@ -86,7 +86,9 @@ impl TestServer {
         let data_dir = opts.data_dir.unwrap_or_else(|| dir.path().join("data"));
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
-            plugins_dir: opts.plugins_dir.unwrap_or_else(|| dir.path().join("plugins")),
+            plugins_dir: opts
+                .plugins_dir
+                .unwrap_or_else(|| dir.path().join("plugins")),
             database_url: opts
                 .database_url
                 .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("portolan.db").display())),

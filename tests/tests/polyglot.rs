@@ -28,7 +28,13 @@ const LOAD_WITHIN: Duration = Duration::from_secs(120);
 
 /// Installs `component` as `id` (with `sidecar`, if not empty) and waits
 /// until it is listed as ready; returns its `GET /api/v1/plugins/{id}`.
-async fn install(server: &TestServer, token: &str, component: &Path, id: &str, sidecar: &str) -> Value {
+async fn install(
+    server: &TestServer,
+    token: &str,
+    component: &Path,
+    id: &str,
+    sidecar: &str,
+) -> Value {
     if !sidecar.is_empty() {
         server.write_sidecar(id, sidecar);
     }
@@ -57,7 +63,12 @@ async fn put(server: &TestServer, path: &str, token: &str, body: &Value) -> (u16
 }
 
 /// Polls `path` until `pred` holds; panics after 60 s.
-async fn wait_for(server: &TestServer, path: &str, token: &str, pred: impl Fn(&Value) -> bool) -> Value {
+async fn wait_for(
+    server: &TestServer,
+    path: &str,
+    token: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
     let started = Instant::now();
     loop {
         let (status, body) = server.get(path, token).await;
@@ -105,14 +116,20 @@ async fn python_csv_source_catalogs_a_granted_export_and_keeps_it_when_a_row_bre
         .await;
     assert_eq!(status, 200, "{api}");
     assert_eq!(api["metadata"]["title"], "Inventory API", "{api}");
-    assert_eq!(api["metadata"]["description"], "Stock levels for every warehouse");
+    assert_eq!(
+        api["metadata"]["description"],
+        "Stock levels for every warehouse"
+    );
     assert_eq!(api["metadata"]["tags"], json!(["java", "backend"]), "{api}");
     assert_eq!(
         api["metadata"]["links"][0]["url"], "https://wiki.example.com/inventory",
         "{api}"
     );
     assert_eq!(api["metadata"]["links"][0]["title"], "Runbook", "{api}");
-    assert_eq!(api["metadata"]["annotations"]["csv-source/tier"], "1", "{api}");
+    assert_eq!(
+        api["metadata"]["annotations"]["csv-source/tier"], "1",
+        "{api}"
+    );
     assert_eq!(
         api["spec"],
         json!({"type": "service", "lifecycle": "production", "owner": "team-logistics", "system": "logistics"}),
@@ -123,7 +140,12 @@ async fn python_csv_source_catalogs_a_granted_export_and_keeps_it_when_a_row_bre
         .await;
     assert_eq!(status, 200, "{printer}");
     assert!(printer["metadata"].get("title").is_none(), "{printer}");
-    assert!(printer["metadata"].get("links").map_or(true, |l| l == &json!([])), "{printer}");
+    assert!(
+        printer["metadata"]
+            .get("links")
+            .map_or(true, |l| l == &json!([])),
+        "{printer}"
+    );
     let (status, system) = server
         .get("/api/v1/entities/system/default/logistics", &token)
         .await;
@@ -147,14 +169,10 @@ async fn python_csv_source_catalogs_a_granted_export_and_keeps_it_when_a_row_bre
 
     // Nothing outside the grant: a path out of the directory is not there.
     std::fs::write(server.dir.path().join("secret.csv"), "name\nsecret\n").unwrap();
-    server.write_sidecar(
-        "csv",
-        &sidecar.replace("services.csv", "../secret.csv"),
-    );
+    server.write_sidecar("csv", &sidecar.replace("services.csv", "../secret.csv"));
     let plugin = server
         .wait_plugin("csv", &token, LOAD_WITHIN, |_, b| {
-            b["status"] == "ready"
-                && b["grants"].to_string().contains("../secret.csv")
+            b["status"] == "ready" && b["grants"].to_string().contains("../secret.csv")
         })
         .await;
     assert!(plugin.is_some(), "the changed sidecar was never loaded");
@@ -192,14 +210,21 @@ async fn automation_endpoint(status: u16) -> (u16, Arc<Mutex<Vec<Seen>>>) {
                     path: uri.path().to_owned(),
                     headers: headers
                         .iter()
-                        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                        .map(|(k, v)| {
+                            (
+                                k.as_str().to_owned(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
                         .collect(),
                     body: serde_json::from_slice(&body).unwrap_or(Value::Null),
                 });
                 axum::response::Response::builder()
                     .status(status)
                     .header("content-type", "application/json")
-                    .body(axum::body::Body::from(r#"{"job":"J-42","state":"started"}"#))
+                    .body(axum::body::Body::from(
+                        r#"{"job":"J-42","state":"started"}"#,
+                    ))
                     .unwrap()
             }
         },
@@ -212,7 +237,10 @@ async fn automation_endpoint(status: u16) -> (u16, Arc<Mutex<Vec<Seen>>>) {
 
 async fn wait_run(server: &TestServer, token: &str, id: &str) -> Value {
     wait_for(server, &format!("/api/v1/runs/{id}"), token, |run| {
-        matches!(run["status"].as_str(), Some("succeeded" | "failed" | "cancelled"))
+        matches!(
+            run["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        )
     })
     .await
 }
@@ -233,7 +261,14 @@ async fn javascript_action_posts_to_the_automation_endpoint_with_fetch() {
          [http]\nallow = [\"127.0.0.1:{port}\"]\n\n\
          [settings]\nurl = \"http://127.0.0.1:{port}/api/jobs\"\ntoken_secret = \"AUTOMATION_TOKEN\"\n"
     );
-    let plugin = install(&server, &admin, &component("run-automation"), "run-automation", &sidecar).await;
+    let plugin = install(
+        &server,
+        &admin,
+        &component("run-automation"),
+        "run-automation",
+        &sidecar,
+    )
+    .await;
     assert_eq!(plugin["role"], "action", "{plugin}");
 
     let (status, body) = put(
@@ -278,8 +313,17 @@ async fn javascript_action_posts_to_the_automation_endpoint_with_fetch() {
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "{seen:?}");
     let request = &seen[0];
-    assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/api/jobs"));
-    assert_eq!(request.headers.get("x-automation-token").map(String::as_str), Some(TOKEN));
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", "/api/jobs")
+    );
+    assert_eq!(
+        request
+            .headers
+            .get("x-automation-token")
+            .map(String::as_str),
+        Some(TOKEN)
+    );
     assert_eq!(
         request.headers.get("content-type").map(String::as_str),
         Some("application/json")
@@ -291,7 +335,9 @@ async fn javascript_action_posts_to_the_automation_endpoint_with_fetch() {
     );
     assert!(request.body["actor"].is_string(), "{:?}", request.body);
 
-    let (status, logs) = server.get(&format!("/api/v1/runs/{id}/logs"), &member).await;
+    let (status, logs) = server
+        .get(&format!("/api/v1/runs/{id}/logs"), &member)
+        .await;
     assert_eq!(status, 200, "{logs}");
     let text = logs.to_string();
     assert!(text.contains("starting job flush-cache"), "{logs}");
@@ -311,7 +357,14 @@ async fn javascript_action_fails_the_run_on_an_error_answer_and_reaches_only_all
              [settings]\nurl = \"http://127.0.0.1:{url_port}/jobs\"\n"
         )
     };
-    install(&server, &member, &component("run-automation"), "automation", &sidecar(port)).await;
+    install(
+        &server,
+        &member,
+        &component("run-automation"),
+        "automation",
+        &sidecar(port),
+    )
+    .await;
     let start = |server: &TestServer| {
         let member = member.clone();
         let server_url = server.url("/api/v1/actions/automation/runs");
@@ -325,7 +378,10 @@ async fn javascript_action_fails_the_run_on_an_error_answer_and_reaches_only_all
                 .await
                 .unwrap();
             assert_eq!(r.status(), 202);
-            r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         }
     };
     let id = start(&server).await;
@@ -369,18 +425,39 @@ async fn c_check_drives_a_scorecard() {
     let server = TestServer::start(Options::default()).await;
     let admin = server.token(Role::Admin).await;
     let member = server.token(Role::Member).await;
-    let plugin = install(&server, &admin, &component("catalog-hygiene"), "catalog-hygiene", "").await;
+    let plugin = install(
+        &server,
+        &admin,
+        &component("catalog-hygiene"),
+        "catalog-hygiene",
+        "",
+    )
+    .await;
     let checks: Vec<&str> = plugin["describe"]["checks"]
         .as_array()
         .unwrap_or_else(|| panic!("{plugin}"))
         .iter()
         .map(|c| c["id"].as_str().unwrap())
         .collect();
-    assert_eq!(checks, ["description", "lowercase-tags", "has-links"], "{plugin}");
+    assert_eq!(
+        checks,
+        ["description", "lowercase-tags", "has-links"],
+        "{plugin}"
+    );
 
     for (name, description, tags, links) in [
-        ("gold-svc", Some("Takes payments from every shop."), &["payments"][..], true),
-        ("silver-svc", Some("Sends mail to customers."), &["mail"][..], false),
+        (
+            "gold-svc",
+            Some("Takes payments from every shop."),
+            &["payments"][..],
+            true,
+        ),
+        (
+            "silver-svc",
+            Some("Sends mail to customers."),
+            &["mail"][..],
+            false,
+        ),
         ("bronze-svc", Some("Resizes images."), &["Images"][..], true),
         ("basic-svc", Some("tiny"), &[][..], true),
     ] {
@@ -436,8 +513,14 @@ async fn c_check_drives_a_scorecard() {
         let text = view.to_string();
         match name {
             "silver-svc" => assert!(text.contains("no links"), "{view}"),
-            "bronze-svc" => assert!(text.contains("tag \\\"Images\\\" is not lowercase"), "{view}"),
-            "basic-svc" => assert!(text.contains("description has 4 characters, fewer than 10"), "{view}"),
+            "bronze-svc" => assert!(
+                text.contains("tag \\\"Images\\\" is not lowercase"),
+                "{view}"
+            ),
+            "basic-svc" => assert!(
+                text.contains("description has 4 characters, fewer than 10"),
+                "{view}"
+            ),
             _ => {}
         }
     }
@@ -447,25 +530,56 @@ async fn c_check_drives_a_scorecard() {
 /// cases of each (whitespace, non-ASCII lengths, the first offending tag,
 /// kinds in other cases).
 fn conformance_entities() -> Vec<Entity> {
-    let e = |kind: &str, name: &str, description: Option<&str>, tags: &[&str], links: bool| -> Entity {
-        let mut v = described(name, description, tags, links);
-        v["kind"] = json!(kind);
-        serde_json::from_value(v).unwrap()
-    };
+    let e =
+        |kind: &str, name: &str, description: Option<&str>, tags: &[&str], links: bool| -> Entity {
+            let mut v = described(name, description, tags, links);
+            v["kind"] = json!(kind);
+            serde_json::from_value(v).unwrap()
+        };
     vec![
-        e("Component", "ok", Some("Takes payments from every shop."), &["payments"], true),
+        e(
+            "Component",
+            "ok",
+            Some("Takes payments from every shop."),
+            &["payments"],
+            true,
+        ),
         e("Component", "no-description", None, &[], true),
         e("Component", "blank", Some(" \t\n "), &[], true),
         e("Component", "short", Some("  tiny  "), &[], true),
         e("Component", "exactly-ten", Some("0123456789"), &["a"], true),
         e("Component", "unicode-short", Some("Zürich café"), &[], true),
-        e("Component", "unicode-long", Some("Zürich café ümlaut"), &["x-y"], true),
+        e(
+            "Component",
+            "unicode-long",
+            Some("Zürich café ümlaut"),
+            &["x-y"],
+            true,
+        ),
         e("Component", "emoji", Some("🚀🚀🚀🚀🚀 rockets"), &[], true),
-        e("Component", "upper-tag", Some("A long enough description."), &["ok", "Bad", "WORSE"], true),
-        e("Component", "no-links", Some("A long enough description."), &["fine"], false),
+        e(
+            "Component",
+            "upper-tag",
+            Some("A long enough description."),
+            &["ok", "Bad", "WORSE"],
+            true,
+        ),
+        e(
+            "Component",
+            "no-links",
+            Some("A long enough description."),
+            &["fine"],
+            false,
+        ),
         e("Group", "team-a", None, &[], false),
         e("user", "alice", Some("x"), &["Upper"], false),
-        e("API", "api", Some("Describes an API well."), &["rest"], true),
+        e(
+            "API",
+            "api",
+            Some("Describes an API well."),
+            &["rest"],
+            true,
+        ),
     ]
 }
 
@@ -476,18 +590,31 @@ async fn the_conformance_check_gives_identical_results_in_four_languages() {
     let languages = ["rust", "python", "js", "c"];
     for lang in languages {
         let id = format!("conformance-{lang}");
-        install(&server, &admin, &component(&id), &id, "[limits]\nmemory_mb = 128\n").await;
+        install(
+            &server,
+            &admin,
+            &component(&id),
+            &id,
+            "[limits]\nmemory_mb = 128\n",
+        )
+        .await;
     }
     let entities = conformance_entities();
     let mut results: Vec<(String, Value, Value)> = Vec::new();
     for parameters in [json!({}), json!({"minLength": 12}), json!({"minLength": 0})] {
         let mut per_language = Vec::new();
         for lang in languages {
-            let plugin = server.state.registry.plugin(&format!("conformance-{lang}")).unwrap();
-            let (params, batch) = (parameters.clone(), entities.clone());
-            let report = tokio::task::spawn_blocking(move || plugin.evaluate("conformance", &params, &batch))
-                .await
+            let plugin = server
+                .state
+                .registry
+                .plugin(&format!("conformance-{lang}"))
                 .unwrap();
+            let (params, batch) = (parameters.clone(), entities.clone());
+            let report = tokio::task::spawn_blocking(move || {
+                plugin.evaluate("conformance", &params, &batch)
+            })
+            .await
+            .unwrap();
             let outcomes = report
                 .result
                 .unwrap_or_else(|e| panic!("conformance-{lang} with {parameters}: {e:?}"));
@@ -522,17 +649,30 @@ async fn the_conformance_check_gives_identical_results_in_four_languages() {
     ]);
     assert_eq!(defaults, &expect);
     let (_, twelve, _) = &results[1];
-    assert_eq!(twelve[5]["message"], "description has 11 characters, fewer than 12");
-    assert_eq!(twelve[4]["message"], "description has 10 characters, fewer than 12");
+    assert_eq!(
+        twelve[5]["message"],
+        "description has 11 characters, fewer than 12"
+    );
+    assert_eq!(
+        twelve[4]["message"],
+        "description has 10 characters, fewer than 12"
+    );
 
     // An unknown check is refused the same way by all four.
     for lang in languages {
-        let plugin = server.state.registry.plugin(&format!("conformance-{lang}")).unwrap();
+        let plugin = server
+            .state
+            .registry
+            .plugin(&format!("conformance-{lang}"))
+            .unwrap();
         let report = tokio::task::spawn_blocking(move || plugin.evaluate("nope", &json!({}), &[]))
             .await
             .unwrap();
         let error = format!("{:?}", report.result.unwrap_err());
-        assert!(error.contains("unknown-check"), "conformance-{lang}: {error}");
+        assert!(
+            error.contains("unknown-check"),
+            "conformance-{lang}: {error}"
+        );
     }
 }
 
@@ -594,7 +734,14 @@ async fn a_restart_loads_python_and_javascript_components_from_the_cache() {
     let token = first.token(Role::Admin).await;
     let mut cold = Vec::new();
     for id in big {
-        let body = install(&first, &token, &component(id), id, "[limits]\nmemory_mb = 128\n").await;
+        let body = install(
+            &first,
+            &token,
+            &component(id),
+            id,
+            "[limits]\nmemory_mb = 128\n",
+        )
+        .await;
         assert_eq!(body["origin"], "compiled", "{id}: {body}");
         cold.push(body["loadMs"].as_u64().unwrap());
     }
@@ -616,4 +763,95 @@ async fn a_restart_loads_python_and_javascript_components_from_the_cache() {
         );
     }
     second.stop().await;
+}
+
+/// The README's walk-through, timed: the `plugin-template` scaffolder writes
+/// a scorecard-check project in each language, `scripts/build-guest.sh`
+/// builds it, the component goes into the plugins folder of the running
+/// portal, and its check evaluates an entity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_check_in_each_language_from_the_scaffolder_runs_in_the_portal() {
+    let server = TestServer::start(Options::default()).await;
+    let admin = server.token(Role::Admin).await;
+    install(
+        &server,
+        &admin,
+        &component("plugin-template"),
+        "plugin-template",
+        "",
+    )
+    .await;
+    let template = server.state.registry.plugin("plugin-template").unwrap();
+    let projects = tempfile::tempdir().unwrap();
+
+    for language in ["python", "javascript", "c"] {
+        let started = Instant::now();
+        let name = format!("my-{language}-check");
+        let parameters = json!({"name": name, "owner": "platform", "role": "scorecard-check", "language": language});
+        let t = template.clone();
+        let output = tokio::task::spawn_blocking(move || t.generate(&parameters))
+            .await
+            .unwrap()
+            .result
+            .unwrap_or_else(|e| panic!("{language}: {e:?}"));
+        let dir = projects.path().join(&name);
+        for f in &output.files {
+            let path = dir.join(&f.path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &f.content).unwrap();
+        }
+        let source = ["app.py", "app.js", "plugin.c"]
+            .iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{language}: no source in {:?}",
+                    output.files.iter().map(|f| &f.path).collect::<Vec<_>>()
+                )
+            });
+        let author_lines = std::fs::read_to_string(&source)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count();
+        assert!(author_lines <= 30, "{language}: {author_lines} lines");
+
+        let wasm = projects.path().join(format!("{name}.wasm"));
+        let built = std::process::Command::new(root().join("scripts/build-guest.sh"))
+            .arg(&dir)
+            .arg(&wasm)
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "{language}: {}{}",
+            String::from_utf8_lossy(&built.stdout),
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let sidecar = std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap();
+        let body = install(&server, &admin, &wasm, &name, &sidecar).await;
+        assert_eq!(body["role"], "scorecard-check", "{body}");
+        let plugin = server.state.registry.plugin(&name).unwrap();
+        let report = tokio::task::spawn_blocking(move || {
+            plugin.evaluate(
+                "described",
+                &json!({"minLength": 5}),
+                &[portolan_e2e::entity("svc")],
+            )
+        })
+        .await
+        .unwrap();
+        // The test entity's description is "a test service" (14 characters).
+        assert_eq!(
+            serde_json::to_value(report.result.unwrap()).unwrap(),
+            json!([{"status": "pass", "value": 14}]),
+            "{language}"
+        );
+        println!(
+            "walk-through {language}: generated, built, loaded and evaluated in {:.1} s; {author_lines} lines in {}",
+            started.elapsed().as_secs_f64(),
+            source.file_name().unwrap().to_string_lossy()
+        );
+    }
 }
