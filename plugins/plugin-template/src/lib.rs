@@ -737,6 +737,6 @@ mod tests {
                 .collect()
         };
         assert_eq!(keys(0), ["name", "description", "owner", "system"]);
-        assert_eq!(keys(1), ["role", "sdk", "sdk_location", "repo"]);
+        assert_eq!(keys(1), ["role", "language", "sdk", "sdk_location", "repo"]);
     }
 }
