@@ -445,27 +445,29 @@ async fn c_check_drives_a_scorecard() {
         "{plugin}"
     );
 
+    // The catalog itself refuses upper-case tags, so through the API the
+    // lowercase-tags rule always passes; the conformance test below feeds
+    // the same logic upper-case tags directly.
     for (name, description, tags, links) in [
         (
             "gold-svc",
-            Some("Takes payments from every shop."),
+            "Takes payments from every shop.",
             &["payments"][..],
             true,
         ),
         (
-            "silver-svc",
-            Some("Sends mail to customers."),
+            "bronze-svc",
+            "Sends mail to customers.",
             &["mail"][..],
             false,
         ),
-        ("bronze-svc", Some("Resizes images."), &["Images"][..], true),
-        ("basic-svc", Some("tiny"), &[][..], true),
+        ("basic-svc", "tiny", &[][..], true),
     ] {
         let (status, body) = put(
             &server,
             &format!("/api/v1/entities/component/default/{name}"),
             &member,
-            &described(name, description, tags, links),
+            &described(name, Some(description), tags, links),
         )
         .await;
         assert_eq!(status, 201, "{body}");
@@ -479,8 +481,8 @@ async fn c_check_drives_a_scorecard() {
         "filter": {"kinds": ["Component"]},
         "rules": [
             rule("described", "Bronze", "description", json!({"minLength": 10})),
-            rule("tags", "Silver", "lowercase-tags", json!({})),
-            rule("links", "Gold", "has-links", json!({})),
+            rule("links", "Silver", "has-links", json!({})),
+            rule("tags", "Gold", "lowercase-tags", json!({})),
         ]
     });
     let (status, body) = put(&server, "/api/v1/scorecards/hygiene", &admin, &scorecard).await;
@@ -492,14 +494,17 @@ async fn c_check_drives_a_scorecard() {
     assert_eq!(status, 422, "{body}");
 
     wait_for(&server, "/api/v1/scorecards/hygiene/results", &admin, |b| {
-        b["lastEvaluation"]["status"] == "succeeded" && b["entities"] == 4
+        b["lastEvaluation"]["status"] == "succeeded" && b["entities"] == 3
     })
     .await;
-    for (name, level) in [
-        ("gold-svc", "Gold"),
-        ("silver-svc", "Silver"),
-        ("bronze-svc", "Bronze"),
-        ("basic-svc", "Basic"),
+    for (name, level, message) in [
+        ("gold-svc", "Gold", None),
+        ("bronze-svc", "Bronze", Some("no links")),
+        (
+            "basic-svc",
+            "Basic",
+            Some("description has 4 characters, fewer than 10"),
+        ),
     ] {
         let view = wait_for(
             &server,
@@ -508,20 +513,9 @@ async fn c_check_drives_a_scorecard() {
             |b| b["items"].as_array().is_some_and(|i| !i.is_empty()),
         )
         .await;
-        let item = &view["items"][0];
-        assert_eq!(item["level"], level, "{name}: {view}");
-        let text = view.to_string();
-        match name {
-            "silver-svc" => assert!(text.contains("no links"), "{view}"),
-            "bronze-svc" => assert!(
-                text.contains("tag \\\"Images\\\" is not lowercase"),
-                "{view}"
-            ),
-            "basic-svc" => assert!(
-                text.contains("description has 4 characters, fewer than 10"),
-                "{view}"
-            ),
-            _ => {}
+        assert_eq!(view["items"][0]["level"], level, "{name}: {view}");
+        if let Some(message) = message {
+            assert!(view.to_string().contains(message), "{name}: {view}");
         }
     }
 }
@@ -640,7 +634,8 @@ async fn the_conformance_check_gives_identical_results_in_four_languages() {
         {"status": "pass", "value": 10},
         {"status": "pass", "value": 11},
         {"status": "pass", "value": 18},
-        {"status": "fail", "message": "description has 5 characters, fewer than 10"},
+        // 13 code points (JavaScript's .length would say 18).
+        {"status": "pass", "value": 13},
         {"status": "fail", "message": "tag \"Bad\" is not lowercase"},
         {"status": "fail", "message": "no links"},
         {"status": "skip", "message": "people and teams are exempt"},
