@@ -143,7 +143,7 @@ async fn python_csv_source_catalogs_a_granted_export_and_keeps_it_when_a_row_bre
     assert!(
         printer["metadata"]
             .get("links")
-            .map_or(true, |l| l == &json!([])),
+            .is_none_or(|l| l == &json!([])),
         "{printer}"
     );
     let (status, system) = server
