@@ -25,7 +25,7 @@ WIT_BINDGEN="$TOOLS/bin/wit-bindgen"
 COMPONENT_LD="/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld"
 
 if [ $# -ne 2 ]; then
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,/^set -euo/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 DIR="$(cd "$1" && pwd)"
