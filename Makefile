@@ -9,6 +9,6 @@ run:
 test:
 	scripts/test.sh
 
-## Build only the plugins (and test fixtures) into target/plugins and target/fixtures.
+## Build only the plugins (Rust, Python, JavaScript, C), the test fixtures and the SDK templates into target/plugins and target/fixtures.
 plugins:
 	scripts/build-plugins.sh --fixtures

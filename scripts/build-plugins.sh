@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Builds the Rust plugins that ship with Portolan and, on request, the test
-# fixtures, as WebAssembly components.
+# Builds the plugins that ship with Portolan (Rust, Python, JavaScript, C)
+# and, on request, the test fixtures, as WebAssembly components.
 #
 #   scripts/build-plugins.sh             plugins/*        -> target/plugins/NAME.wasm (+ NAME.toml sidecar)
-#   scripts/build-plugins.sh --fixtures  also tests/fixtures/* -> target/fixtures/NAME.wasm
+#   scripts/build-plugins.sh --fixtures  also tests/fixtures/*, tests/polyglot/* -> target/fixtures/NAME.wasm
+#                                        and every SDK template, sdk/LANG/templates/ROLE
+#                                        -> target/fixtures/templates/LANG-ROLE.wasm
+#
+# A folder with Cargo.toml is a Rust plugin (a member of the folder's Cargo
+# workspace); a folder with portolan-plugin.toml is built by
+# scripts/build-guest.sh, which skips it when its sources are unchanged.
 #
 # Runs scripts/bootstrap.sh first, so it works on a fresh machine. Both guest
 # workspaces share one target directory (target/guest) so std, rebuilt from
@@ -16,7 +22,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 fixtures=0
@@ -92,7 +98,34 @@ build_workspace() {
   echo "build-plugins: $workspace done in $((SECONDS - started)) s" >&2
 }
 
+# Builds every folder of $1 that has a portolan-plugin.toml (Python,
+# JavaScript or C) into $2, with its sidecar.
+build_guests() {
+  local parent="$1" out="$2" prefix="${3:-}"
+  local started=$SECONDS manifest dir name sidecar status
+  mkdir -p "$ROOT/$out"
+  for manifest in "$ROOT/$parent"/*/portolan-plugin.toml; do
+    [ -f "$manifest" ] || continue
+    dir="$(dirname "$manifest")"
+    name="$prefix$(basename "$dir")"
+    "$ROOT/scripts/build-guest.sh" "$dir" "$ROOT/$out/$name.wasm"
+    sidecar="$dir/$(basename "$dir").toml"
+    if [ -f "$sidecar" ]; then
+      status="unchanged"
+      if install_if_changed "$sidecar" "$ROOT/$out/$name.toml"; then status="updated"; fi
+      printf '  %-44s %9s        %s\n' "$out/$name.toml" "" "$status"
+    fi
+  done
+  echo "build-plugins: $parent (Python, JavaScript, C) done in $((SECONDS - started)) s" >&2
+}
+
 build_workspace plugins target/plugins
+build_guests plugins target/plugins
 if [ "$fixtures" -eq 1 ]; then
   build_workspace tests/fixtures target/fixtures
+  build_guests tests/polyglot target/fixtures
+  # The SDK templates must build as they are; the e2e tests load them.
+  for lang in python js c; do
+    build_guests "sdk/$lang/templates" target/fixtures/templates "$lang-"
+  done
 fi

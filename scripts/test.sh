@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make test`: the whole suite, as CI runs it. Installs the guest toolchain if
-# needed, builds the plugins and test fixtures from source, checks formatting
+# `make test`: the whole suite, as CI runs it. Installs the guest toolchains if
+# needed, builds the plugins and test fixtures from source (Rust, Python,
+# JavaScript and C, and every SDK template; unchanged ones are skipped by
+# content hash), checks formatting
 # and lints, then runs every test (the store and API suites run against both
 # SQLite and the PostgreSQL server at 127.0.0.1:5432).
 set -euo pipefail

@@ -74,15 +74,23 @@ pub struct Options {
     pub fuel: bool,
     /// A folder of scorecard files.
     pub scorecards_dir: Option<PathBuf>,
+    /// A data directory that outlives the server (default: a new one in
+    /// the test's temporary folder), for restarts on the same data and
+    /// compiled-code cache.
+    pub data_dir: Option<PathBuf>,
+    /// A plugins folder that outlives the server (default: a new one).
+    pub plugins_dir: Option<PathBuf>,
 }
 
 impl TestServer {
     pub async fn start(opts: Options) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let data_dir = dir.path().join("data");
+        let data_dir = opts.data_dir.unwrap_or_else(|| dir.path().join("data"));
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
-            plugins_dir: dir.path().join("plugins"),
+            plugins_dir: opts
+                .plugins_dir
+                .unwrap_or_else(|| dir.path().join("plugins")),
             database_url: opts
                 .database_url
                 .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("portolan.db").display())),

@@ -427,7 +427,7 @@ async fn plugin_template_scaffolds_each_role() {
         pages(schema),
         [
             vec!["description", "name", "owner", "system"],
-            vec!["repo", "role", "sdk", "sdk_location"]
+            vec!["language", "repo", "role", "sdk", "sdk_location"]
         ]
     );
     assert_eq!(

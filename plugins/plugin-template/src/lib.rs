@@ -10,6 +10,13 @@
 //! layer of the chosen role, whose `src/lib.rs` is a working skeleton with
 //! unit tests for contract 0.2.0.
 //!
+//! With `language` other than `rust`, the project is the SDK template of that
+//! language and role (`sdk/python`, `sdk/js` or `sdk/c`, `templates/ROLE`,
+//! embedded by `build.rs`) with the plugin's name filled in, plus the
+//! layer `polyglot` (a README with the build steps of
+//! `scripts/build-guest.sh`) and the sidecar and `catalog-info.yaml` of
+//! `base`.
+//!
 //! Parameters, a two-page form:
 //!
 //! | page | parameter | |
@@ -19,6 +26,7 @@
 //! | 1 | `owner` | required; a group name or reference |
 //! | 1 | `system` | optional; the system the plugin belongs to |
 //! | 2 | `role` | required: `catalog-source`, `scaffold-generator`, `action` or `scorecard-check` |
+//! | 2 | `language` | `rust` (default), `python`, `javascript` or `c` |
 //! | 2 | `sdk` | how `Cargo.toml` depends on the SDK: `git` (default) or `path` |
 //! | 2 | `sdk_location` | the git URL or the path; defaults: the setting `sdk_git` (else [`DEFAULT_SDK_GIT`]), [`DEFAULT_SDK_PATH`] |
 //! | 2 | `repo` | optional `owner/repository` on GitHub: the `github.com/project-slug` annotation |
@@ -33,6 +41,23 @@ use template_tree::TemplateFile;
 
 /// The embedded `template/` folder.
 static TREE: &[TemplateFile] = include!(concat!(env!("OUT_DIR"), "/template.rs"));
+
+/// The SDK templates of the other languages, one layer per role.
+static PYTHON: &[TemplateFile] = include!(concat!(env!("OUT_DIR"), "/python.rs"));
+static JAVASCRIPT: &[TemplateFile] = include!(concat!(env!("OUT_DIR"), "/javascript.rs"));
+static C: &[TemplateFile] = include!(concat!(env!("OUT_DIR"), "/c.rs"));
+
+/// The languages, with the SDK folder of each (none for Rust, whose
+/// templates are `template/`).
+const LANGUAGES: [(&str, &str); 4] = [
+    ("rust", ""),
+    ("python", "python"),
+    ("javascript", "js"),
+    ("c", "c"),
+];
+
+/// The plugin name as the SDK templates spell it; generation replaces it.
+const TEMPLATE_NAME: &str = "my-plugin";
 
 /// The plugin name: crate name, plugin id (its file name) and entity name.
 const NAME_PATTERN: &str = "^[a-z][a-z0-9-]{0,61}[a-z0-9]$";
@@ -92,6 +117,9 @@ portolan_sdk::export!(ScaffoldGenerator for PluginTemplate);
 /// `catalog-info.yaml`, links and messages. Pure (no host calls), so the
 /// unit tests run it natively.
 fn generate(params: &Params) -> Result<Output, Error> {
+    if params.language != "rust" {
+        return generate_polyglot(params);
+    }
     let rendered = template_tree::render(TREE, &["base", params.role], &params.context())
         .map_err(|e| Error::Other(format!("plugin-template: {e}")))?;
     let catalog_info = rendered
@@ -136,11 +164,70 @@ fn generate(params: &Params) -> Result<Output, Error> {
     })
 }
 
+/// A plugin in Python, JavaScript or C: the SDK template of the role with
+/// the name filled in, the `polyglot` README, and the sidecar and catalog
+/// entry of `base`.
+fn generate_polyglot(params: &Params) -> Result<Output, Error> {
+    let failed = |e: template_tree::Error| Error::Other(format!("plugin-template: {e}"));
+    let context = params.context();
+    let sdk_tree = match params.language {
+        "python" => PYTHON,
+        "javascript" => JAVASCRIPT,
+        _ => C,
+    };
+    let mut rendered = template_tree::render(sdk_tree, &[params.role], &context).map_err(failed)?;
+    for file in &mut rendered {
+        if let Some(text) = file.text() {
+            file.contents = text.replace(TEMPLATE_NAME, params.name).into_bytes();
+        }
+    }
+    rendered.extend(template_tree::render(TREE, &["polyglot"], &context).map_err(failed)?);
+    let sidecar = format!("{}.toml", params.name);
+    rendered.extend(
+        template_tree::render(TREE, &["base"], &context)
+            .map_err(failed)?
+            .into_iter()
+            .filter(|f| f.path == "catalog-info.yaml" || f.path == sidecar),
+    );
+    rendered.sort_by(|a, b| a.path.cmp(&b.path));
+    let catalog_info = rendered
+        .iter()
+        .find(|f| f.path == "catalog-info.yaml")
+        .and_then(|f| f.text())
+        .ok_or_else(|| Error::Other("plugin-template: no catalog-info.yaml".into()))?;
+    let entity = entity_from_yaml(catalog_info)?;
+    let files = rendered
+        .into_iter()
+        .map(|f| File {
+            path: f.path,
+            content: f.contents,
+            executable: f.executable,
+        })
+        .collect();
+    Ok(Output {
+        files,
+        entity: Some(entity),
+        links: Vec::new(),
+        messages: vec![
+            format!(
+                "Created the {} plugin {} in {}, owned by {}.",
+                params.role, params.name, params.language, params.owner
+            ),
+            format!(
+                "Build it from a Portolan checkout with scripts/build-guest.sh DIR {name}.wasm, then copy \
+                 {name}.wasm and {name}.toml into the portal's plugins folder. README.md has the details.",
+                name = params.name
+            ),
+        ],
+    })
+}
+
 /// The parameters as a two-page form. A page sees the whole parameter
 /// object, so no page says `additionalProperties: false` (it would refuse the
 /// other page's fields); [`Params::read`] refuses unknown ones instead.
 fn schema() -> Value {
     let roles: Vec<&str> = ROLES.iter().map(|(id, _)| *id).collect();
+    let languages: Vec<&str> = LANGUAGES.iter().map(|(id, _)| *id).collect();
     json!([
         {
             "type": "object",
@@ -184,6 +271,13 @@ fn schema() -> Value {
                     "description": "What the plugin does in the portal.",
                     "enum": roles
                 },
+                "language": {
+                    "type": "string",
+                    "title": "Language",
+                    "description": "What the plugin is written in; Rust uses the Rust SDK, the others the SDK of sdk/python, sdk/js or sdk/c.",
+                    "enum": languages,
+                    "default": "rust"
+                },
                 "sdk": {
                     "type": "string",
                     "title": "SDK dependency",
@@ -215,6 +309,7 @@ struct Params<'a> {
     owner: &'a str,
     system: Option<&'a str>,
     role: &'a str,
+    language: &'a str,
     sdk: &'a str,
     sdk_location: String,
     repo: Option<&'a str>,
@@ -263,6 +358,14 @@ impl<'a> Params<'a> {
                 format!("must be one of {}", ids.join(", ")),
             ));
         }
+        let language = text("language")?.unwrap_or("rust");
+        if !LANGUAGES.iter().any(|(id, _)| *id == language) {
+            let ids: Vec<&str> = LANGUAGES.iter().map(|(id, _)| *id).collect();
+            return Err(Error::invalid_parameter(
+                "/language",
+                format!("must be one of {}", ids.join(", ")),
+            ));
+        }
         let sdk = text("sdk")?.unwrap_or("git");
         if !matches!(sdk, "git" | "path") {
             return Err(Error::invalid_parameter("/sdk", "must be git or path"));
@@ -297,6 +400,7 @@ impl<'a> Params<'a> {
             owner,
             system,
             role,
+            language,
             sdk,
             sdk_location,
             repo,
@@ -322,6 +426,11 @@ impl<'a> Params<'a> {
             "system": self.system,
             "role": self.role,
             "role_trait": role_trait(self.role),
+            "language": self.language,
+            "sdk_folder": LANGUAGES.iter().find(|(id, _)| *id == self.language).map_or("", |(_, f)| *f),
+            // The interpreters inside Python and JavaScript components need
+            // more memory than a Rust or C plugin.
+            "memory_mb": if matches!(self.language, "python" | "javascript") { 128 } else { 64 },
             "sdk": self.sdk,
             "sdk_location": self.sdk_location,
             "repo": self.repo,
@@ -449,6 +558,66 @@ mod tests {
     }
 
     #[test]
+    fn other_languages_get_the_sdk_template_with_the_name_filled_in() {
+        for (language, source) in [
+            ("python", "app.py"),
+            ("javascript", "app.js"),
+            ("c", "plugin.c"),
+        ] {
+            for (role, _) in ROLES {
+                let output = render(json!({"name": "cost-check", "owner": "platform", "role": role, "language": language}))
+                    .unwrap_or_else(|e| panic!("{language} {role}: {e}"));
+                let paths: Vec<&str> = output.files.iter().map(|f| f.path.as_str()).collect();
+                assert_eq!(
+                    paths,
+                    [
+                        "README.md",
+                        source,
+                        "catalog-info.yaml",
+                        "cost-check.toml",
+                        "portolan-plugin.toml"
+                    ]
+                    .iter()
+                    .copied()
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+                    "{language} {role}"
+                );
+                let manifest = text(&output, "portolan-plugin.toml");
+                assert!(
+                    manifest.contains(&format!("world = \"{role}\"")),
+                    "{manifest}"
+                );
+                let code = text(&output, source);
+                assert!(
+                    code.contains("cost-check") && !code.contains(TEMPLATE_NAME),
+                    "{code}"
+                );
+                assert!(text(&output, "README.md").contains(&format!("**{role}**")));
+                let entity = output.entity.as_ref().unwrap();
+                assert!(
+                    entity.tags.iter().any(|t| t == language),
+                    "{:?}",
+                    entity.tags
+                );
+            }
+        }
+        let sidecar = |language: &str| {
+            let output = render(json!({"name": "cost-check", "owner": "platform",
+                                       "role": "action", "language": language}))
+            .unwrap();
+            text(&output, "cost-check.toml").to_owned()
+        };
+        assert!(sidecar("python").contains("memory_mb = 128 "));
+        assert!(sidecar("c").contains("memory_mb = 64 "));
+        assert!(matches!(
+            render(json!({"name": "x-y", "owner": "p", "role": "action", "language": "cobol"})),
+            Err(Error::InvalidParameter { ref pointer, .. }) if pointer == "/language"
+        ));
+    }
+
+    #[test]
     fn every_role_gets_its_skeleton() {
         for (role, trait_name) in ROLES {
             let output = render(json!({"name": "cost-check", "owner": "platform", "role": role}))
@@ -568,6 +737,6 @@ mod tests {
                 .collect()
         };
         assert_eq!(keys(0), ["name", "description", "owner", "system"]);
-        assert_eq!(keys(1), ["role", "sdk", "sdk_location", "repo"]);
+        assert_eq!(keys(1), ["role", "language", "sdk", "sdk_location", "repo"]);
     }
 }

@@ -1,0 +1,134 @@
+// Helpers for Portolan plugins written in JavaScript.
+//
+// The build (scripts/build-guest.sh) copies this file next to the plugin's
+// own sources, so a plugin imports it as './portolan.js'. The WIT types it
+// works with are generated as TypeScript declarations (jco types) into
+// target/sdk/js/<world>/ when the plugins are built; see README.md.
+//
+// Value shapes, as componentize-js maps them: records are objects with
+// camelCase fields, `option<T>` is the value or `undefined`, enums are their
+// kebab-case names ('pass'), variants are `{ tag, val }`, `list<u8>` is a
+// Uint8Array, `u64` is a BigInt. An exported function fails with its WIT
+// error by throwing a `PluginError` (or any `{ tag, val }` object).
+
+import * as host from 'portolan:plugin/host@0.2.0';
+
+/** What the plugin says about itself in `describe`. */
+export function about(title, version, description) {
+  return { title, version, description };
+}
+
+/** JSON text for a WIT `json` field. */
+export const toJson = (value) => JSON.stringify(value === undefined ? null : value);
+
+/** Parses a WIT `json` field; `fallback` when it is empty. */
+export function fromJson(text, fallback = undefined) {
+  return text === undefined || text === '' ? fallback : JSON.parse(text);
+}
+
+const pairs = (obj) => Object.entries(obj || {}).map(([key, value]) => ({ key, value: String(value) }));
+
+/** A link shown with an entity, a run or a result. */
+export function link(url, { title, icon, type } = {}) {
+  return { url, title, icon, type };
+}
+
+/**
+ * A catalog entity. `spec` is an object; relations are left to the host,
+ * which derives them from the spec.
+ */
+export function entity(kind, name, opts = {}) {
+  return {
+    apiVersion: opts.apiVersion || 'backstage.io/v1alpha1',
+    kind,
+    namespace: opts.namespace || 'default',
+    name,
+    title: opts.title,
+    description: opts.description,
+    labels: pairs(opts.labels),
+    annotations: pairs(opts.annotations),
+    tags: opts.tags || [],
+    links: opts.links || [],
+    spec: toJson(opts.spec || {}),
+    relations: [],
+  };
+}
+
+/** An entity's spec as an object. */
+export const specOf = (e) => fromJson(e.spec, {});
+
+/** A WIT error, thrown from an exported function: `throw new PluginError('failed', 'why')`. */
+export class PluginError extends Error {
+  constructor(tag, val) {
+    super(`${tag}: ${Array.isArray(val) ? val.join(': ') : val}`);
+    this.payload = { tag, val };
+  }
+}
+
+/** The host's log for this call. */
+export const log = {
+  trace: (m) => host.log('trace', String(m)),
+  debug: (m) => host.log('debug', String(m)),
+  info: (m) => host.log('info', String(m)),
+  warn: (m) => host.log('warn', String(m)),
+  error: (m) => host.log('error', String(m)),
+};
+
+/** The sidecar's `[settings]` as an object. */
+export const settings = () => fromJson(host.settings(), {});
+
+/** One setting (a string as is, anything else as JSON text), or `fallback`. */
+export function setting(key, fallback = undefined) {
+  const v = host.setting(key);
+  return v === undefined ? fallback : v;
+}
+
+/** A granted secret's value; throws the host's error when it is not available. */
+export const secret = (name) => host.secret(name);
+
+// Scorecard checks.
+export const check = {
+  info: (aboutRecord, ...checks) => ({ about: aboutRecord, checks }),
+  define: (id, title, description, { kinds = [], parametersSchema = { type: 'object' } } = {}) => ({
+    id, title, description, entityKinds: kinds, parametersSchema: toJson(parametersSchema),
+  }),
+  passed: (message, value) => ({ status: 'pass', message, value: value === undefined ? undefined : toJson(value) }),
+  failed: (message, value) => ({ status: 'fail', message, value: value === undefined ? undefined : toJson(value) }),
+  skipped: (message) => ({ status: 'skip', message, value: undefined }),
+  errored: (message) => ({ status: 'error', message, value: undefined }),
+  unknownCheck: (id) => new PluginError('unknown-check', id),
+  invalidParameter: (pointer, why) => new PluginError('invalid-parameter', [pointer, why]),
+};
+
+// Catalog sources.
+export const source = {
+  info: (aboutRecord, settingsSchema) => ({
+    about: aboutRecord, settingsSchema: settingsSchema === undefined ? undefined : toJson(settingsSchema),
+  }),
+  page: (entities, nextCursor = undefined, totalHint = undefined) => ({
+    entities, nextCursor, totalHint: totalHint === undefined ? undefined : BigInt(totalHint),
+  }),
+  error: (tag, why) => new PluginError(tag, why), // unreachable | unauthorized | invalid-data | misconfigured | other
+};
+
+// Actions.
+export const action = {
+  info: (aboutRecord, { inputSchema = { type: 'object' }, kinds = [], types = [], tags = [], requiredRole = 'member', approval } = {}) => ({
+    about: aboutRecord, entityKinds: kinds, entityTypes: types, entityTags: tags,
+    inputSchema: toJson(inputSchema), requiredRole, approval,
+  }),
+  outcome: (output = {}, links = []) => ({ output: toJson(output), links }),
+  invalidInput: (pointer, why) => new PluginError('invalid-input', [pointer, why]),
+  failed: (why) => new PluginError('failed', why),
+};
+
+// Scaffold generators.
+const encoder = new TextEncoder();
+export const generator = {
+  info: (aboutRecord, parametersSchema, tags = []) => ({ about: aboutRecord, tags, parametersSchema: toJson(parametersSchema) }),
+  file: (path, content, executable = false) => ({
+    path, content: typeof content === 'string' ? encoder.encode(content) : content, executable,
+  }),
+  output: (files, { entity: e, links = [], messages = [] } = {}) => ({ files, entity: e, links, messages }),
+  invalidParameter: (pointer, why) => new PluginError('invalid-parameter', [pointer, why]),
+};

@@ -1,0 +1,37 @@
+"""The conformance check in Python (rules in ../README.md)."""
+
+from portolan_sdk import about, from_json
+from portolan_sdk import check as c
+
+WS = " \t\r\n"
+
+
+def judge(e, min_length):
+    if e.kind.lower() in ("user", "group"):
+        return c.skipped("people and teams are exempt")
+    text = (e.description or "").strip(WS)
+    if not text:
+        return c.failed("no description")
+    if len(text) < min_length:
+        return c.failed(f"description has {len(text)} characters, fewer than {min_length}")
+    for tag in e.tags:
+        if any("A" <= ch <= "Z" for ch in tag):
+            return c.failed(f'tag "{tag}" is not lowercase')
+    if not e.links:
+        return c.failed("no links")
+    return c.passed(value=len(text))
+
+
+class Check(c.Plugin):
+    def describe(self):
+        return c.info(
+            about("Conformance (Python)", "0.1.0", "The cross-language conformance check."),
+            c.check("conformance", "Conformance", "Description, lowercase tags and links.",
+                    parameters_schema={"type": "object", "properties": {
+                        "minLength": {"type": "integer", "minimum": 0}}}))
+
+    def evaluate(self, check, parameters, entities):
+        if check != "conformance":
+            raise c.unknown_check(check)
+        min_length = from_json(parameters, {}).get("minLength", 10)
+        return [judge(e, min_length) for e in entities]
