@@ -158,18 +158,15 @@ pub async fn list(
         }
     }
     let page_call = ui.call(&session, Method::GET, &uri, None);
-    let facet_futures = futures_util::future::join_all(
-        facet_calls
-            .iter()
-            .map(|u| ui.call(&session, Method::GET, u, None)),
-    );
+    let facet_futures =
+        futures_util::future::join_all(facet_calls.iter().map(|u| ui.facets(&session, u)));
     let (page, facet_answers) = tokio::join!(page_call, facet_futures);
     if page.status == axum::http::StatusCode::UNAUTHORIZED {
         return Err(PageError::SignIn);
     }
     let mut counts: HashMap<String, Vec<(String, u64)>> = HashMap::new();
-    for answer in facet_answers.iter().filter(|a| a.ok()) {
-        if let Some(map) = answer.json()["facets"].as_object() {
+    for answer in facet_answers.iter().flatten() {
+        if let Some(map) = answer["facets"].as_object() {
             for (field, list) in map {
                 let mut values: Vec<(String, u64)> = list
                     .as_array()

@@ -50,11 +50,52 @@ const SIGN_IN_MARKER: &str = "x-portolan-sign-in";
 pub struct Ui {
     pub app: AppState,
     api: Router,
+    /// Recent facet counts of the catalog page, by API path.
+    facets: std::sync::Arc<FacetCache>,
+}
+
+/// How long the catalog page reuses facet counts. Counting every value of a
+/// field over a large catalog costs far more than a page of rows (hundreds
+/// of milliseconds at 100,000 entities, against a couple for the rows), and
+/// counts a few seconds old are fine beside rows that are always fresh.
+const FACET_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Most facet answers kept; the oldest half goes when it is full.
+const FACET_ENTRIES: usize = 512;
+
+#[derive(Default)]
+pub struct FacetCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Value)>>,
+}
+
+impl FacetCache {
+    fn get(&self, uri: &str) -> Option<Value> {
+        let entries = self.entries.lock().ok()?;
+        let (at, v) = entries.get(uri)?;
+        (at.elapsed() < FACET_TTL).then(|| v.clone())
+    }
+
+    fn put(&self, uri: &str, value: Value) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= FACET_ENTRIES {
+            let mut ages: Vec<std::time::Instant> = entries.values().map(|(at, _)| *at).collect();
+            ages.sort();
+            let cut = ages[ages.len() / 2];
+            entries.retain(|_, (at, _)| *at > cut);
+        }
+        entries.insert(uri.to_owned(), (std::time::Instant::now(), value));
+    }
 }
 
 /// The UI's routes, ready to be merged beside the API.
 pub fn routes(app: AppState, api: Router) -> Router {
-    let ui = Ui { app, api };
+    let ui = Ui {
+        app,
+        api,
+        facets: Default::default(),
+    };
     Router::new()
         .route("/", get(|| async { Redirect::to("/catalog") }))
         .route("/ui/assets/app.css", get(asset_css))
@@ -365,6 +406,21 @@ impl Ui {
             Ok(r) => r,
             Err(e) => match e {},
         }
+    }
+
+    /// Facet counts for `uri`, reused for [`FACET_TTL`]. Every reader sees
+    /// the whole catalog, so one answer serves everyone.
+    pub async fn facets(&self, session: &Session, uri: &str) -> Option<Value> {
+        if let Some(v) = self.facets.get(uri) {
+            return Some(v);
+        }
+        let answer = self.call(session, Method::GET, uri, None).await;
+        if !answer.ok() {
+            return None;
+        }
+        let v = answer.json();
+        self.facets.put(uri, v.clone());
+        Some(v)
     }
 
     /// GET that must succeed: a failure becomes the page's error.
