@@ -160,6 +160,25 @@ impl Visitor {
     }
 }
 
+impl Visitor {
+    /// Reloads a run page until it shows `status`; panics after 30 s.
+    async fn wait_status(&self, run_page: &str, status: &str) -> String {
+        let started = Instant::now();
+        let needle = format!("data-status=\"{status}\"");
+        loop {
+            let (_, page, _) = self.get(run_page).await;
+            if page.contains(&needle) {
+                return page;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "never {status}: {page}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 fn location(headers: &reqwest::header::HeaderMap) -> String {
     headers
         .get("location")
@@ -417,15 +436,7 @@ async fn action_forms_validate_at_the_field_refuse_other_sites_and_offer_only_wh
     let run_page = location(&headers);
     assert!(run_page.starts_with("/runs/"), "{run_page}");
     let id = run_page.trim_start_matches("/runs/").to_owned();
-    let started = Instant::now();
-    let page = loop {
-        let (_, page, _) = alice.get(&run_page).await;
-        if page.contains("data-status=\"succeeded\"") {
-            break page;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{page}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let page = alice.wait_status(&run_page, "succeeded").await;
     assert!(
         page.contains(&format!("hello from run {id} attempt 1")),
         "{page}"
@@ -789,15 +800,7 @@ async fn run_pages_offer_approve_deny_cancel_and_retry_only_to_those_allowed() {
         .await;
     assert_eq!(status, 303);
     assert_eq!(location(&headers), run_page);
-    let started = Instant::now();
-    let page = loop {
-        let (_, page, _) = alice.get(&run_page).await;
-        if page.contains("data-status=\"succeeded\"") {
-            break page;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{page}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let page = alice.wait_status(&run_page, "succeeded").await;
     assert!(page.contains("go ahead"), "the approval's comment: {page}");
     assert!(
         !page.contains(">Cancel run<") && !page.contains(">Retry<"),
@@ -820,15 +823,7 @@ async fn run_pages_offer_approve_deny_cancel_and_retry_only_to_those_allowed() {
     let run_page = location(&headers);
     let (status, _, _) = alice.post(&format!("{run_page}/cancel"), &[], None).await;
     assert_eq!(status, 303);
-    let started = Instant::now();
-    let page = loop {
-        let (_, page, _) = alice.get(&run_page).await;
-        if page.contains("data-status=\"cancelled\"") {
-            break page;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{page}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let page = alice.wait_status(&run_page, "cancelled").await;
     assert!(page.contains(">Retry<"), "{page}");
     let (status, _, _) = alice.post(&format!("{run_page}/retry"), &[], None).await;
     assert_eq!(status, 303);
