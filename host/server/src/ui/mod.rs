@@ -163,11 +163,18 @@ fn same_origin(headers: &HeaderMap) -> Result<(), String> {
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    // Behind a reverse proxy that rewrites Host, the browser's host is in
+    // X-Forwarded-Host.
+    let forwarded = headers
+        .get("x-forwarded-host")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim);
     let origin_host = origin
         .split_once("://")
         .map(|(_, rest)| rest)
         .unwrap_or(origin);
-    if origin == "null" || origin_host != host {
+    if origin == "null" || (origin_host != host && Some(origin_host) != forwarded) {
         return Err(format!(
             "this form was sent from {origin}, not from this portal ({host})"
         ));
@@ -660,4 +667,55 @@ pub fn inline_svg(bytes: &[u8]) -> Markup {
     let text = String::from_utf8_lossy(bytes);
     let start = text.find("<svg").unwrap_or(0);
     PreEscaped(text[start..].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn posts_must_come_from_this_portal() {
+        let ok = |pairs| same_origin(&headers(pairs)).is_ok();
+        assert!(ok(&[
+            ("host", "portal:7700"),
+            ("origin", "http://portal:7700")
+        ]));
+        assert!(
+            ok(&[("host", "portal:7700")]),
+            "no Origin: an old browser or a script"
+        );
+        assert!(!ok(&[
+            ("host", "portal:7700"),
+            ("origin", "http://evil.example")
+        ]));
+        assert!(!ok(&[("host", "portal:7700"), ("origin", "null")]));
+        assert!(!ok(&[
+            ("host", "portal:7700"),
+            ("sec-fetch-site", "cross-site")
+        ]));
+        // Behind a proxy that rewrites Host.
+        assert!(ok(&[
+            ("host", "10.0.0.5:7700"),
+            ("x-forwarded-host", "portal.example.com"),
+            ("origin", "https://portal.example.com"),
+        ]));
+    }
+
+    #[test]
+    fn references_become_entity_pages() {
+        assert_eq!(
+            entity_href("Component:default/Pay"),
+            "/catalog/component/default/pay"
+        );
+        assert_eq!(entity_href("group:team-a"), "/catalog/group/default/team-a");
+        assert_eq!(entity_href("a b"), "/catalog?q=a+b");
+    }
 }
