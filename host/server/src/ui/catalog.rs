@@ -441,18 +441,7 @@ pub async fn entity(
                 }
                 @if let Some(links) = meta["links"].as_array().filter(|l| !l.is_empty()) {
                     h3 { "Links" }
-                    ul.links {
-                        @for l in links {
-                            @let url = l["url"].as_str().unwrap_or_default();
-                            li {
-                                @if url.starts_with("http://") || url.starts_with("https://") {
-                                    a href=(url) rel="noopener noreferrer" { (l["title"].as_str().unwrap_or(url)) }
-                                } @else {
-                                    (l["title"].as_str().unwrap_or(url)) " " code { (url) }
-                                }
-                            }
-                        }
-                    }
+                    (super::link_list(links))
                 }
             }
             section.card aria-labelledby="actions-h" {

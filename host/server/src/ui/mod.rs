@@ -656,6 +656,33 @@ pub fn pill(status: &str) -> Markup {
     html! { span class={"pill " (tone)} { (status) } }
 }
 
+/// Whether a URL is one a browser may follow from the page (not `file:`,
+/// `javascript:` or a path on some other host's disk).
+pub fn is_web(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+/// A list of `{url, title}` links: web addresses as links, anything else
+/// as text.
+pub fn link_list(links: &[Value]) -> Markup {
+    html! {
+        ul.links {
+            @for l in links {
+                @let url = l["url"].as_str().unwrap_or_default();
+                @let title = l["title"].as_str().filter(|t| !t.is_empty());
+                li {
+                    @if is_web(url) {
+                        a href=(url) rel="noopener noreferrer" { (title.unwrap_or(url)) }
+                    } @else {
+                        @if let Some(t) = title { (t) " " }
+                        code { (url) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A JSON value shown as indented text.
 pub fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()

@@ -451,7 +451,7 @@ fn run_page(
                     @if let Some(e) = new_entity { li { "Catalog entity: " a id="new-entity" href=(entity_href(e)) { (e) } } }
                     @if let Some(r) = remote {
                         li { "Repository: "
-                            @if r.starts_with("http://") || r.starts_with("https://") { a id="new-repository" href=(r) rel="noopener noreferrer" { (r) } }
+                            @if super::is_web(r) { a id="new-repository" href=(r) rel="noopener noreferrer" { (r) } }
                             @else { code id="new-repository" { (r) } } }
                     }
                     @if let Some(path) = output["target"]["path"].as_str() { li { "Written to " code { (path) } } }
@@ -461,18 +461,7 @@ fn run_page(
         @if let Some(links) = run["links"].as_array().filter(|l| !l.is_empty()) {
             section.card aria-labelledby="links-h" {
                 h2 id="links-h" { "Links" }
-                ul.links {
-                    @for l in links {
-                        @let url = l["url"].as_str().unwrap_or_default();
-                        li {
-                            @if url.starts_with("http://") || url.starts_with("https://") {
-                                a href=(url) rel="noopener noreferrer" { (l["title"].as_str().unwrap_or(url)) }
-                            } @else {
-                                (l["title"].as_str().unwrap_or_default()) " " code { (url) }
-                            }
-                        }
-                    }
-                }
+                (super::link_list(links))
             }
         }
         @if !run["error"].is_null() {
