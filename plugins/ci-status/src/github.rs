@@ -493,7 +493,10 @@ mod tests {
             "{gone:?}"
         );
         let garbage = lookup.latest("acme/garbage").unwrap_err();
-        assert!(matches!(&garbage, Problem::Repo(m) if m.contains("is not JSON") && m.ends_with(": <html>")), "{garbage:?}");
+        assert!(
+            matches!(&garbage, Problem::Repo(m) if m.contains("is not JSON") && m.ends_with(": <html>")),
+            "{garbage:?}"
+        );
         assert_eq!(
             lookup.latest("acme/ok").unwrap().run.unwrap().conclusion,
             "failure"
@@ -565,7 +568,11 @@ mod tests {
     fn answers_without_the_expected_fields_are_repository_problems() {
         let mut fake = Fake::default()
             .with("http://api.test/repos/acme/a", 200, json!({"name": "a"}))
-            .with("http://api.test/repos/acme/b", 200, json!({"default_branch": "main"}))
+            .with(
+                "http://api.test/repos/acme/b",
+                200,
+                json!({"default_branch": "main"}),
+            )
             .with(
                 "http://api.test/repos/acme/b/actions/runs?branch=main&status=completed&per_page=1",
                 200,

@@ -611,7 +611,10 @@ mod tests {
         for check in &info.checks {
             assert_eq!(check.parameters_schema["additionalProperties"], false);
         }
-        assert_eq!(info.checks[1].parameters_schema["required"], json!(["maxAgeDays"]));
+        assert_eq!(
+            info.checks[1].parameters_schema["required"],
+            json!(["maxAgeDays"])
+        );
     }
 
     #[test]
@@ -651,7 +654,14 @@ mod tests {
         assert_eq!(repository(&entity), Slug::Missing);
         entity.annotations = vec![Pair::new(SLUG_ANNOTATION, "acme/payments")];
         assert_eq!(repository(&entity), Slug::Found("acme/payments".into()));
-        for bad in ["acme", "acme/pay/ments", "../x", "acme/", "ac me/x", "acme/.."] {
+        for bad in [
+            "acme",
+            "acme/pay/ments",
+            "../x",
+            "acme/",
+            "ac me/x",
+            "acme/..",
+        ] {
             entity.annotations = vec![Pair::new(SLUG_ANNOTATION, bad)];
             assert!(matches!(repository(&entity), Slug::Invalid(_)), "{bad}");
         }
