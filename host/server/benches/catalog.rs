@@ -32,7 +32,8 @@
 //! `BENCH_QUICK=1` (10,000 entities, 2,000 in the source, fewer samples: a
 //! smoke run of a few seconds once the fixture is built), `BENCH_ENTITIES`,
 //! `BENCH_BATCH`, `BENCH_SAMPLES` (per query), `BENCH_SOURCE_COUNT`,
-//! `BENCH_ROUNDS` (resyncs of each kind). The fixture is built with
+//! `BENCH_ROUNDS` (resyncs of each kind), `BENCH_ONLY=ingest` (stop after
+//! the ingest section, to iterate on it). The fixture is built with
 //! `scripts/build-plugins.sh --fixtures` (a few seconds when up to date).
 
 use std::collections::{HashMap, HashSet};
@@ -1353,6 +1354,10 @@ async fn run(s: Settings) {
     let docs = catalog(s.entities);
     let portal = Portal::start(&work.path().join("portal")).await;
     let ingest = ingest(&s, &portal, work.path(), &docs).await;
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "ingest") {
+        portal.stop().await;
+        return;
+    }
     let queries = queries(&s, &portal, work.path(), &docs).await;
     let pages = ui_pages(&s, &portal).await;
     let resync = resync(&s, &portal, work.path()).await;

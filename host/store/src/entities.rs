@@ -367,6 +367,39 @@ pub(crate) fn group_relations(rows: Vec<RelationOut>) -> HashMap<String, Vec<Rel
     out
 }
 
+/// Items one thread of [`parallel_map`] takes at least: below this, starting
+/// a thread costs more than it saves.
+const MIN_ITEMS_PER_THREAD: usize = 512;
+
+/// `items.iter().map(f)`, spread over the machine's cores for big batches.
+/// Hashing and preparing an entity (its etag, stored body, relations and
+/// search text) costs some 20 µs, a fifth of a 10,000-entity batch's time
+/// when done on one thread. Blocks the calling thread meanwhile, as the
+/// sequential map did.
+fn parallel_map<'a, T: Sync, U: Send>(items: &'a [T], f: impl Fn(&'a T) -> U + Sync) -> Vec<U> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len() / MIN_ITEMS_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<U>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| {
+                part.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 /// The current time at the precision both backends store.
 fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
@@ -1067,7 +1100,7 @@ impl Store {
         origin: &Origin,
         if_match: Option<&IfMatch>,
     ) -> Result<Vec<WriteOutcome>, StoreError> {
-        let prepared: Vec<Pending<'_>> = entities.iter().map(Pending::new).collect();
+        let prepared: Vec<Pending<'_>> = parallel_map(entities, Pending::new);
         let mut seen = HashSet::with_capacity(prepared.len());
         for p in &prepared {
             if !seen.insert(p.key.as_str()) {
@@ -1080,7 +1113,7 @@ impl Store {
         let outcomes = in_write_transaction!(self, |backend, conn| {
             let existing = backend::existing(conn, &keys).await?;
             let outcomes = plan(&prepared, &existing, origin, if_match)?;
-            let mut changed = Vec::new();
+            let mut to_write = Vec::new();
             let mut stored = Vec::new();
             for (p, outcome) in prepared.iter().zip(&outcomes) {
                 match outcome {
@@ -1088,8 +1121,11 @@ impl Store {
                     WriteOutcome::Updated => stored.push(p.key.as_str()),
                     WriteOutcome::Created => {}
                 }
-                changed.push(Prepared::new(p)?);
+                to_write.push(p);
             }
+            let changed = parallel_map(&to_write, |p| Prepared::new(p))
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()?;
             let changed: Vec<&Prepared> = changed.iter().collect();
             if !changed.is_empty() {
                 backend::write(conn, &changed, &stored, &origin_text, at).await?;
@@ -1118,7 +1154,7 @@ impl Store {
     ) -> Result<SourceSyncSummary, StoreError> {
         let origin = Origin::Source(source_id.to_owned());
         let origin_text = origin.to_string();
-        let pending: Vec<Pending<'_>> = entities.iter().map(Pending::new).collect();
+        let pending: Vec<Pending<'_>> = parallel_map(entities, Pending::new);
         let mut returned = HashSet::with_capacity(pending.len());
         for p in &pending {
             if !returned.insert(p.key.as_str()) {
@@ -1130,7 +1166,7 @@ impl Store {
         let summary = in_write_transaction!(self, |backend, conn| {
             let existing = backend::existing(conn, &keys).await?;
             let mut summary = SourceSyncSummary::default();
-            let mut changed = Vec::new();
+            let mut to_write = Vec::new();
             let mut stored = Vec::new();
             for p in &pending {
                 match existing.get(&p.key) {
@@ -1141,14 +1177,17 @@ impl Store {
                     Some(_) => {
                         summary.updated += 1;
                         stored.push(p.key.as_str());
-                        changed.push(Prepared::new(p)?);
+                        to_write.push(p);
                     }
                     None => {
                         summary.added += 1;
-                        changed.push(Prepared::new(p)?);
+                        to_write.push(p);
                     }
                 }
             }
+            let changed = parallel_map(&to_write, |p| Prepared::new(p))
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()?;
             let changed: Vec<&Prepared> = changed.iter().collect();
             if !changed.is_empty() {
                 backend::write(conn, &changed, &stored, &origin_text, at).await?;
