@@ -58,7 +58,7 @@ stamp="$({
      ! -path '*/__pycache__/*' | LC_ALL=C sort | xargs -d '\n' sha256sum)
   (cd "$sdk" && find . -type f ! -path './templates/*' ! -path '*/__pycache__/*' ! -path './node_modules/*' \
      | LC_ALL=C sort | xargs -d '\n' sha256sum)
-  (cd "$ROOT/wit" && find . -maxdepth 2 -name '*.wit' ! -path './v0.1.0/*' | LC_ALL=C sort | xargs -d '\n' sha256sum)
+  (cd "$ROOT/wit" && find . -maxdepth 2 -name '*.wit' ! -path './v0.*/*' | LC_ALL=C sort | xargs -d '\n' sha256sum)
 } | sha256sum | cut -c1-64)"
 if [ -f "$OUT" ] && [ "$(cat "$OUT.stamp" 2>/dev/null)" = "$stamp" ]; then
   printf '  %-44s %9s bytes  unchanged\n' "${OUT#"$ROOT"/}" "$(wc -c < "$OUT" | tr -d ' ')"

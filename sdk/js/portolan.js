@@ -11,7 +11,7 @@
 // Uint8Array, `u64` is a BigInt. An exported function fails with its WIT
 // error by throwing a `PluginError` (or any `{ tag, val }` object).
 
-import * as host from 'portolan:plugin/host@0.2.0';
+import * as host from 'portolan:plugin/host@0.3.0';
 
 /** What the plugin says about itself in `describe`. */
 export function about(title, version, description) {

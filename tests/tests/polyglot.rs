@@ -456,7 +456,17 @@ async fn c_check_drives_a_scorecard() {
         .collect();
     assert_eq!(
         checks,
-        ["description", "lowercase-tags", "has-links"],
+        [
+            "has-owner",
+            "has-description",
+            "has-lifecycle",
+            "has-annotation",
+            "in-system",
+            "api-definition",
+            "has-links",
+            "lowercase-tags",
+            "description"
+        ],
         "{plugin}"
     );
 

@@ -1,7 +1,8 @@
-//! Contract versions: plugins built against `portolan:plugin@0.2.0` and
-//! against the frozen 0.1.0 load side by side through the real registry;
-//! 0.1.0 ones are adapted to the current model (`wit/README.md`,
-//! "Supported versions").
+//! Contract versions: plugins built against `portolan:plugin@0.3.0` and
+//! against the frozen 0.2.0 and 0.1.0 load side by side through the real
+//! registry; 0.2.0 ones differ only by not importing the catalog, 0.1.0
+//! ones are adapted to the current model (`wit/README.md`, "Supported
+//! versions").
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -173,11 +174,76 @@ async fn a_legacy_check_is_one_default_check_and_evaluates_as_before() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_built_against_0_2_0_loads_and_evaluates_beside_0_3_0() {
+    let server = TestServer::start(Default::default()).await;
+    let token = server.token(Role::Viewer).await;
+    let previous = install(
+        &server,
+        &token,
+        "previous-check",
+        "previous",
+        Some("[settings]\nprefix = \"owned by \"\n"),
+    )
+    .await;
+    let current = install(&server, &token, "echo-check", "echo", None).await;
+    assert_eq!(
+        (&previous["contract"], &current["contract"]),
+        (&json!("0.2.0"), &json!("0.3.0"))
+    );
+    assert_eq!(previous["version"], "0.2.7");
+    let listed: Vec<(&str, &Value)> = previous["describe"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap(), &c["entityKinds"]))
+        .collect();
+    assert_eq!(
+        listed,
+        [("owner", &json!(["Component"])), ("unsure", &json!([]))]
+    );
+
+    let plugin = server.state.registry.plugin("previous").unwrap();
+    assert_eq!(plugin.contract, Contract::V0_2);
+    // The 0.2.0 guest gets its batch, reads its setting and logs through
+    // the 0.2.0 host interface; the Group is not its kind.
+    let report = evaluate(
+        &plugin,
+        "owner",
+        json!({}),
+        vec![entity("svc"), group("team-a"), ownerless("orphan")],
+    )
+    .await;
+    let outcomes: Vec<(CheckStatus, Option<String>)> = report
+        .result
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.status, o.message))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (CheckStatus::Pass, Some("owned by team-a".into())),
+            (
+                CheckStatus::Skip,
+                Some("the check applies to Component only".into())
+            ),
+            (CheckStatus::Fail, Some("no owner".into())),
+        ]
+    );
+    let logged: Vec<&str> = report.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(logged, ["previous-check owner: 2 entities"]);
+    // Its per-entity `error` status reads as in 0.3.0.
+    let report = evaluate(&plugin, "unsure", json!({}), vec![group("team-a")]).await;
+    assert_eq!(report.result.unwrap()[0].status, CheckStatus::Error);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_plugin_offers_several_checks_with_per_entity_errors() {
     let server = TestServer::start(Default::default()).await;
     let token = server.token(Role::Viewer).await;
     let body = install(&server, &token, "echo-check", "echo", None).await;
-    assert_eq!(body["contract"], "0.2.0");
+    assert_eq!(body["contract"], "0.3.0");
     let listed: Vec<(&str, &Value)> = body["describe"]["checks"]
         .as_array()
         .unwrap()
@@ -189,12 +255,13 @@ async fn a_check_plugin_offers_several_checks_with_per_entity_errors() {
         [
             ("echo", &json!([])),
             ("undecided", &json!([])),
-            ("components", &json!(["Component"]))
+            ("components", &json!(["Component"])),
+            ("lookup", &json!([]))
         ]
     );
 
     let plugin = server.state.registry.plugin("echo").unwrap();
-    assert_eq!(plugin.contract, Contract::V0_2);
+    assert_eq!(plugin.contract, Contract::V0_3);
     assert_eq!(plugin.checks()[1].title, "Undecided");
     let batch = || vec![entity("svc"), group("team-a")];
 
@@ -237,7 +304,7 @@ async fn a_check_plugin_offers_several_checks_with_per_entity_errors() {
     let (code, _, message) = plugin_error(&report);
     assert_eq!(code, "unknown-check");
     assert!(
-        message.contains("echo, undecided, components"),
+        message.contains("echo, undecided, components, lookup"),
         "the error lists what the plugin offers: {message}"
     );
     server.stop().await;
@@ -333,7 +400,7 @@ async fn actions_of_both_versions_run_and_only_the_current_one_sees_the_actor() 
     let legacy = install(&server, &token, "legacy-action", "old-action", None).await;
     assert_eq!(
         (&current["contract"], &legacy["contract"]),
-        (&json!("0.2.0"), &json!("0.1.0"))
+        (&json!("0.3.0"), &json!("0.1.0"))
     );
 
     // A 0.1.0 action is adapted: any entity of its kinds, members, no approval.

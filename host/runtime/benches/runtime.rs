@@ -44,9 +44,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-use portolan_runtime::bindings::v0_2::check::exports::portolan::plugin::check as wit_check;
-use portolan_runtime::bindings::v0_2::check::ScorecardCheckPre;
-use portolan_runtime::bindings::v0_2::{host, types as wit};
+use portolan_runtime::bindings::v0_3::check::exports::portolan::plugin::check as wit_check;
+use portolan_runtime::bindings::v0_3::check::ScorecardCheckPre;
+use portolan_runtime::bindings::v0_3::{catalog, host, types as wit};
 use portolan_runtime::model::{CheckOutcome, CheckStatus, Entity};
 use portolan_runtime::outbound::Allowlist;
 use portolan_runtime::{cache, Grants, Plugin, Runtime, RuntimeConfig};
@@ -334,7 +334,18 @@ fn bench_linker(engine: &Engine) -> Linker<BenchState> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut l).expect("wasi:http");
     host::add_to_linker::<BenchState, HasSelf<BenchState>>(&mut l, |s| s).expect("host");
     wit::add_to_linker::<BenchState, HasSelf<BenchState>>(&mut l, |s| s).expect("types");
+    catalog::add_to_linker::<BenchState, HasSelf<BenchState>>(&mut l, |s| s).expect("catalog");
     l
+}
+
+/// The bench has no catalog: a plugin that looks entities up (echo-check's
+/// `lookup`, which the bench does not call) must still link.
+impl catalog::Host for BenchState {
+    fn lookup(&mut self, _refs: Vec<String>) -> Result<Vec<Option<wit::Entity>>, catalog::Error> {
+        Err(catalog::Error::Unavailable(
+            "no catalog in the bench".into(),
+        ))
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1012,7 +1023,7 @@ fn main() {
                 let ns = mean_ns(n, || {
                     let p = serde_json::to_string(&case.params).unwrap();
                     let lent: Vec<Lent<'_>> = case.entities.iter().map(lend).collect();
-                    let b: Vec<b_types::Entity<'_>> = case
+                    let b: Vec<b_types::EntityParam<'_>> = case
                         .entities
                         .iter()
                         .zip(&lent)
@@ -1193,7 +1204,7 @@ fn main() {
             false,
         );
         thread_local! {
-            static LONG: std::cell::RefCell<Option<(Store<BenchState>, portolan_runtime::bindings::v0_2::check::ScorecardCheck)>> = const { std::cell::RefCell::new(None) };
+            static LONG: std::cell::RefCell<Option<(Store<BenchState>, portolan_runtime::bindings::v0_3::check::ScorecardCheck)>> = const { std::cell::RefCell::new(None) };
         }
         // A long-lived instance per thread: what the machine scales to
         // without instantiation (PERFORMANCE.md measured 1.96x).
@@ -1391,7 +1402,18 @@ mod borrowed {
 }
 
 use borrowed::exports::portolan::plugin::check as b_check;
-use borrowed::portolan::plugin::{host as b_host, types as b_types};
+use borrowed::portolan::plugin::{catalog as b_catalog, host as b_host, types as b_types};
+
+impl b_catalog::Host for BenchState {
+    fn lookup(
+        &mut self,
+        _refs: Vec<String>,
+    ) -> Result<Vec<Option<b_types::EntityResult>>, b_catalog::Error> {
+        Err(b_catalog::Error::Unavailable(
+            "no catalog in the bench".into(),
+        ))
+    }
+}
 
 impl b_types::Host for BenchState {}
 
@@ -1414,16 +1436,16 @@ impl b_host::Host for BenchState {
 /// no borrowed form in `Entity` (spec text, pair and link records).
 struct Lent<'a> {
     spec: String,
-    labels: Vec<b_types::Pair<'a>>,
-    annotations: Vec<b_types::Pair<'a>>,
+    labels: Vec<b_types::PairParam<'a>>,
+    annotations: Vec<b_types::PairParam<'a>>,
     tags: Vec<&'a str>,
-    links: Vec<b_types::Link<'a>>,
-    relations: Vec<b_types::Relation<'a>>,
+    links: Vec<b_types::LinkParam<'a>>,
+    relations: Vec<b_types::RelationParam<'a>>,
 }
 
-fn pairs(m: &std::collections::BTreeMap<String, String>) -> Vec<b_types::Pair<'_>> {
+fn pairs(m: &std::collections::BTreeMap<String, String>) -> Vec<b_types::PairParam<'_>> {
     m.iter()
-        .map(|(k, v)| b_types::Pair { key: k, value: v })
+        .map(|(k, v)| b_types::PairParam { key: k, value: v })
         .collect()
 }
 
@@ -1437,7 +1459,7 @@ fn lend(e: &Entity) -> Lent<'_> {
             .metadata
             .links
             .iter()
-            .map(|l| b_types::Link {
+            .map(|l| b_types::LinkParam {
                 url: &l.url,
                 title: l.title.as_deref(),
                 icon: l.icon.as_deref(),
@@ -1447,7 +1469,7 @@ fn lend(e: &Entity) -> Lent<'_> {
         relations: e
             .relations
             .iter()
-            .map(|r| b_types::Relation {
+            .map(|r| b_types::RelationParam {
                 type_: &r.kind,
                 target: &r.target_ref,
             })
@@ -1455,8 +1477,8 @@ fn lend(e: &Entity) -> Lent<'_> {
     }
 }
 
-fn borrowed_entity<'a>(e: &'a Entity, l: &'a Lent<'a>) -> b_types::Entity<'a> {
-    b_types::Entity {
+fn borrowed_entity<'a>(e: &'a Entity, l: &'a Lent<'a>) -> b_types::EntityParam<'a> {
+    b_types::EntityParam {
         api_version: &e.api_version,
         kind: &e.kind,
         namespace: &e.metadata.namespace,
@@ -1485,6 +1507,8 @@ impl BorrowedBare {
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut l).expect("wasi:http");
         b_host::add_to_linker::<BenchState, HasSelf<BenchState>>(&mut l, |s| s).expect("host");
         b_types::add_to_linker::<BenchState, HasSelf<BenchState>>(&mut l, |s| s).expect("types");
+        b_catalog::add_to_linker::<BenchState, HasSelf<BenchState>>(&mut l, |s| s)
+            .expect("catalog");
         let ipre = l.instantiate_pre(component).expect("instantiate_pre");
         BorrowedBare {
             engine: engine.clone(),
@@ -1509,7 +1533,7 @@ impl BorrowedBare {
         }
         let params = serde_json::to_string(&case.params).unwrap();
         let lent: Vec<Lent<'_>> = case.entities.iter().map(lend).collect();
-        let batch: Vec<b_types::Entity<'_>> = case
+        let batch: Vec<b_types::EntityParam<'_>> = case
             .entities
             .iter()
             .zip(&lent)

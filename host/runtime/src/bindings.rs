@@ -1,25 +1,30 @@
 //! Host-side bindings generated from the WIT contract, one module per
 //! supported contract version and, inside it, one module per plugin role.
 //!
-//! - [`v0_2`]: `portolan:plugin@0.2.0`, the current contract (`wit/` at the
-//!   root of the repository);
+//! - [`v0_3`]: `portolan:plugin@0.3.0`, the current contract (`wit/` at the
+//!   root of the repository): 0.2.0 plus the `catalog` import;
+//! - [`v0_2`]: `portolan:plugin@0.2.0`, frozen in `wit/v0.2.0/`; its shapes
+//!   are those of 0.3.0, so it converts like the current version and only
+//!   lacks the `catalog` import;
 //! - [`v0_1`]: `portolan:plugin@0.1.0`, frozen in `wit/v0.1.0/`; plugins
 //!   built against it keep loading and are adapted to the current model
 //!   (see `crate::convert`).
 //!
 //! In each version the first world generates the shared `types` and `host`
-//! interfaces; the other worlds reuse them through `with`, so one Rust type
-//! stands for one WIT type across the roles of a version. WASI comes from
-//! wasmtime-wasi and wasmtime-wasi-http: both versions import the same
-//! WASI 0.2.
+//! interfaces (and, from 0.3.0, `catalog`); the other worlds reuse them
+//! through `with`, so one Rust type stands for one WIT type across the roles
+//! of a version. WASI comes from wasmtime-wasi and wasmtime-wasi-http: every
+//! version imports the same WASI 0.2.
 
 use crate::Role;
 
 /// Generates the four role worlds of one contract version from the WIT
 /// folder `$wit`, inside the module whose absolute path is `$module` (the
 /// `with` paths of the later worlds must name the first one's interfaces).
+/// `$extra` maps the interfaces a version adds to the shared imports (e.g.
+/// `catalog` from 0.3.0) the same way.
 macro_rules! role_worlds {
-    ($wit:tt, $($module:ident)::+) => {
+    ($wit:tt, $($module:ident)::+ $(, { $($extra:tt)* })?) => {
         /// The `scorecard-check` world; also home of the shared interfaces.
         pub mod check {
             wasmtime::component::bindgen!({
@@ -42,6 +47,7 @@ macro_rules! role_worlds {
                 with: {
                     "portolan:plugin/types": $($module)::+::check::portolan::plugin::types,
                     "portolan:plugin/host": $($module)::+::check::portolan::plugin::host,
+                    $($($extra)*)?
                     "wasi": wasmtime_wasi::p2::bindings,
                     "wasi:http": wasmtime_wasi_http::p2::bindings::http,
                 },
@@ -57,6 +63,7 @@ macro_rules! role_worlds {
                 with: {
                     "portolan:plugin/types": $($module)::+::check::portolan::plugin::types,
                     "portolan:plugin/host": $($module)::+::check::portolan::plugin::host,
+                    $($($extra)*)?
                     "wasi": wasmtime_wasi::p2::bindings,
                     "wasi:http": wasmtime_wasi_http::p2::bindings::http,
                 },
@@ -72,6 +79,7 @@ macro_rules! role_worlds {
                 with: {
                     "portolan:plugin/types": $($module)::+::check::portolan::plugin::types,
                     "portolan:plugin/host": $($module)::+::check::portolan::plugin::host,
+                    $($($extra)*)?
                     "wasi": wasmtime_wasi::p2::bindings,
                     "wasi:http": wasmtime_wasi_http::p2::bindings::http,
                 },
@@ -83,9 +91,18 @@ macro_rules! role_worlds {
     };
 }
 
-/// `portolan:plugin@0.2.0`, the current contract.
+/// `portolan:plugin@0.3.0`, the current contract.
+pub mod v0_3 {
+    role_worlds!("../../wit", crate::bindings::v0_3, {
+        "portolan:plugin/catalog": crate::bindings::v0_3::check::portolan::plugin::catalog,
+    });
+    pub use check::portolan::plugin::catalog;
+}
+
+/// `portolan:plugin@0.2.0`, the previous contract: the shapes of 0.3.0
+/// without the `catalog` import.
 pub mod v0_2 {
-    role_worlds!("../../wit", crate::bindings::v0_2);
+    role_worlds!("../../wit/v0.2.0", crate::bindings::v0_2);
 }
 
 /// `portolan:plugin@0.1.0`, the previous contract, kept loading.
@@ -99,20 +116,24 @@ pub enum Contract {
     /// `portolan:plugin@0.1.0`, adapted to the current model.
     #[serde(rename = "0.1.0")]
     V0_1,
-    /// `portolan:plugin@0.2.0`, the current contract.
+    /// `portolan:plugin@0.2.0`: the shapes of 0.3.0 without the catalog.
     #[serde(rename = "0.2.0")]
     V0_2,
+    /// `portolan:plugin@0.3.0`, the current contract.
+    #[serde(rename = "0.3.0")]
+    V0_3,
 }
 
 impl Contract {
     /// The newest version: what the SDK builds against.
-    pub const CURRENT: Contract = Contract::V0_2;
+    pub const CURRENT: Contract = Contract::V0_3;
 
-    /// The version as written in the WIT package, e.g. `0.2.0`.
+    /// The version as written in the WIT package, e.g. `0.3.0`.
     pub fn as_str(self) -> &'static str {
         match self {
             Contract::V0_1 => "0.1.0",
             Contract::V0_2 => "0.2.0",
+            Contract::V0_3 => "0.3.0",
         }
     }
 }
@@ -128,6 +149,26 @@ impl std::fmt::Display for Contract {
 /// role and version a component implements before it is type-checked
 /// against that world.
 pub const ROLE_EXPORTS: &[(Role, Contract, &str)] = &[
+    (
+        Role::CatalogSource,
+        Contract::V0_3,
+        "portolan:plugin/source@0.3.0",
+    ),
+    (
+        Role::ScaffoldGenerator,
+        Contract::V0_3,
+        "portolan:plugin/generator@0.3.0",
+    ),
+    (
+        Role::Action,
+        Contract::V0_3,
+        "portolan:plugin/operation@0.3.0",
+    ),
+    (
+        Role::ScorecardCheck,
+        Contract::V0_3,
+        "portolan:plugin/check@0.3.0",
+    ),
     (
         Role::CatalogSource,
         Contract::V0_2,

@@ -18,6 +18,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::catalog::{CatalogAccess, LookupError, Refused};
 use crate::outbound::OutboundHooks;
 use crate::sidecar::Grants;
 
@@ -249,6 +250,8 @@ pub struct CallState {
     secrets: Arc<HashMap<String, String>>,
     /// Sees each log line as it is written.
     pub(crate) log_sink: Option<LogSink>,
+    /// Answers the plugin's catalog lookups, if the host has a catalog.
+    pub(crate) catalog: Option<CatalogAccess>,
 }
 
 impl CallState {
@@ -299,6 +302,7 @@ impl CallState {
             grants,
             secrets,
             log_sink: None,
+            catalog: None,
         })
     }
 
@@ -491,8 +495,39 @@ macro_rules! impl_host {
     };
 }
 
+impl_host!(crate::bindings::v0_3);
 impl_host!(crate::bindings::v0_2);
 impl_host!(crate::bindings::v0_1);
+
+impl crate::bindings::v0_3::catalog::Host for CallState {
+    fn lookup(
+        &mut self,
+        refs: Vec<String>,
+    ) -> Result<
+        Vec<Option<crate::bindings::v0_3::types::Entity>>,
+        crate::bindings::v0_3::catalog::Error,
+    > {
+        use crate::bindings::v0_3::catalog::Error as E;
+        let deadline = self.hooks.deadline;
+        match crate::catalog::lookup(self.catalog.as_ref(), &refs, deadline) {
+            Ok(found) => Ok(found.iter().map(|e| e.as_ref().map(Into::into)).collect()),
+            Err(refused) => {
+                let error = match refused {
+                    Refused::TooMany(n) => E::TooManyReferences(n.min(u32::MAX as usize) as u32),
+                    Refused::Lookup(LookupError::InvalidReference { index, message }) => {
+                        E::InvalidReference((index as u32, message))
+                    }
+                    Refused::Lookup(LookupError::Unavailable(message)) => E::Unavailable(message),
+                };
+                self.push_log(
+                    LogLevel::Debug,
+                    &format!("catalog lookup refused: {error:?}"),
+                );
+                Err(error)
+            }
+        }
+    }
+}
 
 /// Why the host refused a secret; each contract version has its own copy of
 /// this as `host.error`.

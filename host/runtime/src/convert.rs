@@ -1,11 +1,12 @@
 //! Conversions between the generated bindings of every supported contract
 //! version and the model ([`crate::model`]).
 //!
-//! What both versions share (entities, links, sources, generators, action
+//! What every version shares (entities, links, sources, generators, action
 //! outcomes and errors) is converted by one macro instantiated per version.
 //! What changed in 0.2.0 (a check plugin's checks, an outcome's `error`
 //! status, an action's filters, role and approval, an invocation's actor and
-//! attempt) has one conversion per version, where 0.1.0 is adapted to the
+//! attempt) is converted by a second macro for 0.2.0 and 0.3.0 (which only
+//! adds the `catalog` import), and by hand for 0.1.0, which is adapted to the
 //! current model as `wit/README.md` ("Supported versions") says.
 //!
 //! `describe` answers are converted to [`Described`], whose JSON fields are
@@ -14,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::bindings::{v0_1, v0_2};
+use crate::bindings::v0_1;
 use crate::call::CallError;
 use crate::model::{
     self, ActionInvocation, ActionOutcome, ActionRole, CheckInfo, CheckOutcome, CheckStatus,
@@ -357,109 +358,118 @@ macro_rules! shared_conversions {
     };
 }
 
+shared_conversions!(crate::bindings::v0_3);
 shared_conversions!(crate::bindings::v0_2);
 shared_conversions!(crate::bindings::v0_1);
 
-// ---- What changed in 0.2.0: the current shapes.
+// ---- What changed in 0.2.0 (and 0.3.0 keeps): the current shapes.
 
-mod current {
-    use super::*;
-    use v0_2::action::exports::portolan::plugin::operation as wit_operation;
-    use v0_2::check::exports::portolan::plugin::check as wit_check;
+/// The shapes 0.2.0 introduced, which 0.3.0 keeps unchanged: one
+/// conversion per version of the same code.
+macro_rules! current_conversions {
+    ($($v:ident)::+) => {
+        const _: () = {
+            use $($v)::+::action::exports::portolan::plugin::operation as wit_operation;
+            use $($v)::+::check::exports::portolan::plugin::check as wit_check;
 
-    impl From<wit_check::PluginInfo> for Described {
-        fn from(info: wit_check::PluginInfo) -> Self {
-            Described {
-                title: info.about.title,
-                version: info.about.version,
-                description: info.about.description,
-                role: DescribedRole::Check(
-                    info.checks
-                        .into_iter()
-                        .map(|c| DescribedCheck {
-                            id: c.id,
-                            title: c.title,
-                            description: c.description,
-                            entity_kinds: c.entity_kinds,
-                            parameters_schema: c.parameters_schema,
-                        })
-                        .collect(),
-                ),
-            }
-        }
-    }
-
-    impl From<wit_check::Error> for CallError {
-        fn from(e: wit_check::Error) -> Self {
-            match e {
-                wit_check::Error::InvalidParameter((field, message)) => {
-                    CallError::plugin("invalid-parameter", Some(field), message)
+            impl From<wit_check::PluginInfo> for Described {
+                fn from(info: wit_check::PluginInfo) -> Self {
+                    Described {
+                        title: info.about.title,
+                        version: info.about.version,
+                        description: info.about.description,
+                        role: DescribedRole::Check(
+                            info.checks
+                                .into_iter()
+                                .map(|c| DescribedCheck {
+                                    id: c.id,
+                                    title: c.title,
+                                    description: c.description,
+                                    entity_kinds: c.entity_kinds,
+                                    parameters_schema: c.parameters_schema,
+                                })
+                                .collect(),
+                        ),
+                    }
                 }
-                wit_check::Error::UnknownCheck(check) => CallError::plugin(
-                    "unknown-check",
-                    None,
-                    format!("the plugin does not offer the check {check:?}"),
-                ),
-                wit_check::Error::Other(message) => CallError::plugin("other", None, message),
             }
-        }
-    }
 
-    impl From<wit_check::Outcome> for RawOutcome {
-        fn from(o: wit_check::Outcome) -> Self {
-            RawOutcome {
-                status: match o.status {
-                    wit_check::Status::Pass => CheckStatus::Pass,
-                    wit_check::Status::Fail => CheckStatus::Fail,
-                    wit_check::Status::Skip => CheckStatus::Skip,
-                    wit_check::Status::Error => CheckStatus::Error,
-                },
-                message: o.message,
-                value: o.value,
+            impl From<wit_check::Error> for CallError {
+                fn from(e: wit_check::Error) -> Self {
+                    match e {
+                        wit_check::Error::InvalidParameter((field, message)) => {
+                            CallError::plugin("invalid-parameter", Some(field), message)
+                        }
+                        wit_check::Error::UnknownCheck(check) => CallError::plugin(
+                            "unknown-check",
+                            None,
+                            format!("the plugin does not offer the check {check:?}"),
+                        ),
+                        wit_check::Error::Other(message) => CallError::plugin("other", None, message),
+                    }
+                }
             }
-        }
-    }
 
-    impl From<wit_operation::Role> for ActionRole {
-        fn from(role: wit_operation::Role) -> Self {
-            match role {
-                wit_operation::Role::Viewer => ActionRole::Viewer,
-                wit_operation::Role::Member => ActionRole::Member,
-                wit_operation::Role::Admin => ActionRole::Admin,
+            impl From<wit_check::Outcome> for RawOutcome {
+                fn from(o: wit_check::Outcome) -> Self {
+                    RawOutcome {
+                        status: match o.status {
+                            wit_check::Status::Pass => CheckStatus::Pass,
+                            wit_check::Status::Fail => CheckStatus::Fail,
+                            wit_check::Status::Skip => CheckStatus::Skip,
+                            wit_check::Status::Error => CheckStatus::Error,
+                        },
+                        message: o.message,
+                        value: o.value,
+                    }
+                }
             }
-        }
-    }
 
-    impl From<wit_operation::ActionInfo> for Described {
-        fn from(info: wit_operation::ActionInfo) -> Self {
-            Described {
-                title: info.about.title,
-                version: info.about.version,
-                description: info.about.description,
-                role: DescribedRole::Action(DescribedAction {
-                    entity_kinds: info.entity_kinds,
-                    entity_types: info.entity_types,
-                    entity_tags: info.entity_tags,
-                    input_schema: info.input_schema,
-                    required_role: info.required_role.into(),
-                    approval: info.approval.map(Into::into),
-                }),
+            impl From<wit_operation::Role> for ActionRole {
+                fn from(role: wit_operation::Role) -> Self {
+                    match role {
+                        wit_operation::Role::Viewer => ActionRole::Viewer,
+                        wit_operation::Role::Member => ActionRole::Member,
+                        wit_operation::Role::Admin => ActionRole::Admin,
+                    }
+                }
             }
-        }
-    }
 
-    impl From<&ActionInvocation> for wit_operation::Invocation {
-        fn from(inv: &ActionInvocation) -> Self {
-            wit_operation::Invocation {
-                run_id: inv.run_id.clone(),
-                actor: inv.actor.clone(),
-                attempt: inv.attempt,
-                input: model::json_text(&inv.input),
-                entity: inv.entity.as_ref().map(Into::into),
+            impl From<wit_operation::ActionInfo> for Described {
+                fn from(info: wit_operation::ActionInfo) -> Self {
+                    Described {
+                        title: info.about.title,
+                        version: info.about.version,
+                        description: info.about.description,
+                        role: DescribedRole::Action(DescribedAction {
+                            entity_kinds: info.entity_kinds,
+                            entity_types: info.entity_types,
+                            entity_tags: info.entity_tags,
+                            input_schema: info.input_schema,
+                            required_role: info.required_role.into(),
+                            approval: info.approval.map(Into::into),
+                        }),
+                    }
+                }
             }
-        }
-    }
+
+            impl From<&ActionInvocation> for wit_operation::Invocation {
+                fn from(inv: &ActionInvocation) -> Self {
+                    wit_operation::Invocation {
+                        run_id: inv.run_id.clone(),
+                        actor: inv.actor.clone(),
+                        attempt: inv.attempt,
+                        input: model::json_text(&inv.input),
+                        entity: inv.entity.as_ref().map(Into::into),
+                    }
+                }
+            }
+        };
+    };
 }
+
+current_conversions!(crate::bindings::v0_3);
+current_conversions!(crate::bindings::v0_2);
 
 // ---- 0.1.0, adapted to the current shapes.
 
@@ -548,6 +558,7 @@ mod legacy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::{v0_2, v0_3};
 
     fn payments() -> Entity {
         serde_json::from_value(serde_json::json!({
@@ -565,18 +576,20 @@ mod tests {
     }
 
     #[test]
-    fn backstage_descriptor_round_trips_through_both_contracts() {
+    fn backstage_descriptor_round_trips_through_every_contract() {
         let entity = payments();
         assert_eq!(entity.metadata.namespace, "default");
-        let current = Entity::try_from(v0_2::types::Entity::from(&entity)).unwrap();
+        let current = Entity::try_from(v0_3::types::Entity::from(&entity)).unwrap();
         assert_eq!(current, entity);
+        let previous = Entity::try_from(v0_2::types::Entity::from(&entity)).unwrap();
+        assert_eq!(previous, entity);
         let legacy = Entity::try_from(v0_1::types::Entity::from(&entity)).unwrap();
         assert_eq!(legacy, entity);
     }
 
     #[test]
     fn spec_that_is_not_json_is_refused_with_the_field_named() {
-        let mut e = v0_2::types::Entity::from(&payments());
+        let mut e = v0_3::types::Entity::from(&payments());
         e.spec = "{not json".into();
         let err = Entity::try_from(e).unwrap_err();
         assert!(err.starts_with("spec is not valid JSON"), "{err}");
@@ -608,7 +621,7 @@ mod tests {
 
     #[test]
     fn outcomes_must_match_the_batch_and_carry_json_values() {
-        use v0_2::check::exports::portolan::plugin::check as wit;
+        use v0_3::check::exports::portolan::plugin::check as wit;
         let outcome = |value: Option<&str>| wit::Outcome {
             status: wit::Status::Error,
             message: Some("lookup failed".into()),

@@ -24,6 +24,7 @@ use wasmtime::error::Context as _;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::call::CallState;
+use crate::catalog::CatalogAccess;
 use crate::sidecar::{LimitPolicy, Limits};
 
 /// How often the epoch advances; the granularity of call deadlines.
@@ -42,6 +43,9 @@ pub struct RuntimeConfig {
     pub max_concurrent_calls: u32,
     /// Secret values by name; a plugin sees only those its sidecar grants.
     pub secrets: HashMap<String, String>,
+    /// What answers plugins' catalog lookups (`portolan:plugin/catalog`),
+    /// for every role; `None`: each lookup fails with `unavailable`.
+    pub catalog: Option<CatalogAccess>,
 }
 
 impl Default for RuntimeConfig {
@@ -60,6 +64,7 @@ impl Default for RuntimeConfig {
             },
             max_concurrent_calls: 64,
             secrets: HashMap::new(),
+            catalog: None,
         }
     }
 }
@@ -95,7 +100,7 @@ impl Runtime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
             .context("linking wasi:http")?;
         // Every supported contract version imports its own `host` and `types`
-        // (`portolan:plugin/host@0.1.0`, `@0.2.0`): 0.x versions are not
+        // (`portolan:plugin/host@0.1.0`, `@0.2.0`, ...): 0.x versions are not
         // semver-compatible, so the linker needs each one under its name.
         // The implementation behind them is one (call.rs).
         macro_rules! link_contract {
@@ -106,6 +111,12 @@ impl Runtime {
                     .context(concat!("linking portolan:plugin/types@", $version))?;
             };
         }
+        link_contract!(crate::bindings::v0_3, "0.3.0");
+        crate::bindings::v0_3::catalog::add_to_linker::<CallState, HasSelf<CallState>>(
+            &mut linker,
+            |s| s,
+        )
+        .context("linking portolan:plugin/catalog@0.3.0")?;
         link_contract!(crate::bindings::v0_2, "0.2.0");
         link_contract!(crate::bindings::v0_1, "0.1.0");
 

@@ -6,8 +6,11 @@
 //!   pooling allocator sized for every guest language, epoch interruption) and
 //!   the ticker thread that drives call deadlines.
 //! - [`bindings`]: host-side bindings generated from the WIT contract, one
-//!   module per supported contract version (`wit/` is 0.2.0, `wit/v0.1.0/`
-//!   the frozen 0.1.0) and inside it one per plugin role.
+//!   module per supported contract version (`wit/` is 0.3.0, `wit/v0.2.0/`
+//!   and `wit/v0.1.0/` the frozen older ones) and inside it one per plugin
+//!   role.
+//! - [`catalog`]: the `catalog` import (0.3.0): read-only lookups of
+//!   entities, answered by a [`CatalogLookup`] the server supplies.
 //! - [`sidecar`]: the operator's grants for one plugin (`NAME.toml` beside
 //!   `NAME.wasm`), parsed strictly and validated with every problem reported.
 //! - [`schedule`]: a catalog source's `[schedule]` (interval or cron).
@@ -28,6 +31,7 @@
 pub mod bindings;
 pub mod cache;
 pub mod call;
+pub mod catalog;
 mod convert;
 pub mod engine;
 pub mod model;
@@ -39,6 +43,7 @@ pub mod sidecar;
 
 pub use bindings::Contract;
 pub use call::{CallControl, CallError, CallReport, LogLevel, LogLine, LogSink};
+pub use catalog::{CatalogAccess, CatalogLookup, LookupError, MAX_LOOKUP_REFS};
 pub use engine::{Runtime, RuntimeConfig};
 pub use plugin::{Plugin, Role};
 pub use registry::{PluginEntry, PluginStatus, Registry};

@@ -17,7 +17,7 @@ use serde_json::Value;
 use wasmtime::component::Component;
 use wasmtime::{Store, UpdateDeadline};
 
-use crate::bindings::{self, v0_1, v0_2, Contract};
+use crate::bindings::{self, v0_1, v0_2, v0_3, Contract};
 use crate::call::{CallControl, CallError, CallReport, CallState, CancelRequested};
 use crate::convert::{self, Described, DescribedCheck, DescribedRole};
 use crate::engine::{Runtime, EPOCH_TICK};
@@ -68,10 +68,14 @@ pub struct Description {
 
 /// A component pre-linked against its role's world, per contract version.
 enum Pre {
-    Source(v0_2::source::CatalogSourcePre<CallState>),
-    Generator(v0_2::generator::ScaffoldGeneratorPre<CallState>),
-    Action(v0_2::action::ActionPre<CallState>),
-    Check(v0_2::check::ScorecardCheckPre<CallState>),
+    Source(v0_3::source::CatalogSourcePre<CallState>),
+    Generator(v0_3::generator::ScaffoldGeneratorPre<CallState>),
+    Action(v0_3::action::ActionPre<CallState>),
+    Check(v0_3::check::ScorecardCheckPre<CallState>),
+    SourceV0_2(v0_2::source::CatalogSourcePre<CallState>),
+    GeneratorV0_2(v0_2::generator::ScaffoldGeneratorPre<CallState>),
+    ActionV0_2(v0_2::action::ActionPre<CallState>),
+    CheckV0_2(v0_2::check::ScorecardCheckPre<CallState>),
     SourceV0_1(v0_1::source::CatalogSourcePre<CallState>),
     GeneratorV0_1(v0_1::generator::ScaffoldGeneratorPre<CallState>),
     ActionV0_1(v0_1::action::ActionPre<CallState>),
@@ -165,17 +169,29 @@ impl Plugin {
             format!("the {role} exports do not match contract {contract}: {e:#}")
         };
         let pre = match (role, contract) {
-            (Role::CatalogSource, Contract::V0_2) => {
-                Pre::Source(v0_2::source::CatalogSourcePre::new(instance_pre).map_err(typed)?)
+            (Role::CatalogSource, Contract::V0_3) => {
+                Pre::Source(v0_3::source::CatalogSourcePre::new(instance_pre).map_err(typed)?)
             }
-            (Role::ScaffoldGenerator, Contract::V0_2) => Pre::Generator(
+            (Role::ScaffoldGenerator, Contract::V0_3) => Pre::Generator(
+                v0_3::generator::ScaffoldGeneratorPre::new(instance_pre).map_err(typed)?,
+            ),
+            (Role::Action, Contract::V0_3) => {
+                Pre::Action(v0_3::action::ActionPre::new(instance_pre).map_err(typed)?)
+            }
+            (Role::ScorecardCheck, Contract::V0_3) => {
+                Pre::Check(v0_3::check::ScorecardCheckPre::new(instance_pre).map_err(typed)?)
+            }
+            (Role::CatalogSource, Contract::V0_2) => {
+                Pre::SourceV0_2(v0_2::source::CatalogSourcePre::new(instance_pre).map_err(typed)?)
+            }
+            (Role::ScaffoldGenerator, Contract::V0_2) => Pre::GeneratorV0_2(
                 v0_2::generator::ScaffoldGeneratorPre::new(instance_pre).map_err(typed)?,
             ),
             (Role::Action, Contract::V0_2) => {
-                Pre::Action(v0_2::action::ActionPre::new(instance_pre).map_err(typed)?)
+                Pre::ActionV0_2(v0_2::action::ActionPre::new(instance_pre).map_err(typed)?)
             }
             (Role::ScorecardCheck, Contract::V0_2) => {
-                Pre::Check(v0_2::check::ScorecardCheckPre::new(instance_pre).map_err(typed)?)
+                Pre::CheckV0_2(v0_2::check::ScorecardCheckPre::new(instance_pre).map_err(typed)?)
             }
             (Role::CatalogSource, Contract::V0_1) => {
                 Pre::SourceV0_1(v0_1::source::CatalogSourcePre::new(instance_pre).map_err(typed)?)
@@ -323,6 +339,7 @@ impl Plugin {
             };
         let mut state = state;
         state.log_sink = control.log_sink.clone();
+        state.catalog = self.runtime.config().catalog.clone();
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.limiter);
         let ticks = timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
@@ -413,6 +430,26 @@ impl Plugin {
                     .portolan_plugin_check()
                     .call_describe(&mut *store)?
                     .into(),
+                Pre::SourceV0_2(p) => p
+                    .instantiate(&mut *store)?
+                    .portolan_plugin_source()
+                    .call_describe(&mut *store)?
+                    .into(),
+                Pre::GeneratorV0_2(p) => p
+                    .instantiate(&mut *store)?
+                    .portolan_plugin_generator()
+                    .call_describe(&mut *store)?
+                    .into(),
+                Pre::ActionV0_2(p) => p
+                    .instantiate(&mut *store)?
+                    .portolan_plugin_operation()
+                    .call_describe(&mut *store)?
+                    .into(),
+                Pre::CheckV0_2(p) => p
+                    .instantiate(&mut *store)?
+                    .portolan_plugin_check()
+                    .call_describe(&mut *store)?
+                    .into(),
                 Pre::SourceV0_1(p) => p
                     .instantiate(&mut *store)?
                     .portolan_plugin_source()
@@ -480,6 +517,15 @@ impl Plugin {
             self.call(self.timeout(), |pre, store| {
                 let result = match pre {
                     Pre::Check(p) => {
+                        let batch: Vec<v0_3::types::Entity> =
+                            sent.iter().map(|e| (*e).into()).collect();
+                        p.instantiate(&mut *store)?
+                            .portolan_plugin_check()
+                            .call_evaluate(&mut *store, check, &params, &batch)?
+                            .map_err(CallError::from)
+                            .and_then(|o| convert::check_outcomes(o, expected))
+                    }
+                    Pre::CheckV0_2(p) => {
                         let batch: Vec<v0_2::types::Entity> =
                             sent.iter().map(|e| (*e).into()).collect();
                         p.instantiate(&mut *store)?
@@ -536,6 +582,16 @@ impl Plugin {
                         .portolan_plugin_source()
                         .call_sync(
                             &mut *store,
+                            &v0_3::source::exports::portolan::plugin::source::SyncRequest {
+                                cursor,
+                            },
+                        )?,
+                ),
+                Pre::SourceV0_2(p) => settle(
+                    p.instantiate(&mut *store)?
+                        .portolan_plugin_source()
+                        .call_sync(
+                            &mut *store,
                             &v0_2::source::exports::portolan::plugin::source::SyncRequest {
                                 cursor,
                             },
@@ -579,6 +635,11 @@ impl Plugin {
                         .portolan_plugin_generator()
                         .call_generate(&mut *store, &params)?,
                 ),
+                Pre::GeneratorV0_2(p) => settle(
+                    p.instantiate(&mut *store)?
+                        .portolan_plugin_generator()
+                        .call_generate(&mut *store, &params)?,
+                ),
                 Pre::GeneratorV0_1(p) => settle(
                     p.instantiate(&mut *store)?
                         .portolan_plugin_generator()
@@ -608,6 +669,11 @@ impl Plugin {
         self.call_with(self.timeout(), control, |pre, store| {
             Ok(match pre {
                 Pre::Action(p) => settle(
+                    p.instantiate(&mut *store)?
+                        .portolan_plugin_operation()
+                        .call_run(&mut *store, &invocation.into())?,
+                ),
+                Pre::ActionV0_2(p) => settle(
                     p.instantiate(&mut *store)?
                         .portolan_plugin_operation()
                         .call_run(&mut *store, &invocation.into())?,

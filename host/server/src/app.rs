@@ -59,7 +59,14 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let store = Store::connect(&config.database_url)
         .await
         .context("opening the database")?;
-    let runtime_cfg = runtime_config(&config);
+    let mut runtime_cfg = runtime_config(&config);
+    // Plugins of every role may read the catalog (wit/catalog.wit).
+    runtime_cfg.catalog = Some(portolan_runtime::CatalogAccess(Arc::new(
+        crate::lookup::StoreLookup {
+            store: store.clone(),
+            handle: tokio::runtime::Handle::current(),
+        },
+    )));
     let runtime = tokio::task::spawn_blocking(move || Runtime::new(runtime_cfg))
         .await
         .context("starting the plugin runtime")??;

@@ -29,6 +29,8 @@
 //! - [`ui`]: the web UI, HTML rendered on the server from the API's own
 //!   answers (catalog, entity pages, templates, actions and runs with live
 //!   logs, scorecards, plugins, sign-in).
+//! - [`lookup`]: the catalog lookups plugins may make
+//!   (`portolan:plugin/catalog`), answered from the store.
 //! - [`error`]: the API's error type (`application/problem+json`) and the
 //!   extractors that turn malformed input into it.
 //! - [`auth`]: bearer tokens with roles.
@@ -47,6 +49,7 @@ pub mod config;
 pub mod entities;
 pub mod error;
 pub mod evaluate;
+pub mod lookup;
 pub mod metrics;
 pub mod openapi;
 pub mod schema;

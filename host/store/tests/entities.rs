@@ -21,6 +21,7 @@ portolan_store::both_backends!(
     filters_and_cursor_pages,
     concurrent_creates_leave_relations_matching_the_body,
     concurrent_creates_by_two_origins_leave_one_owner,
+    entities_reads_many_references_in_order,
 );
 
 async fn run<F, Fut>(db: TestDatabase, test: F)
@@ -109,6 +110,49 @@ mod suite {
         let api = store.entity(&r("api:web-api")).await.unwrap();
         assert!(api.is_none(), "relations do not create entities");
         assert!(store.entity(&r("component:nope")).await.unwrap().is_none());
+    }
+
+    pub async fn entities_reads_many_references_in_order(store: Store) {
+        let web = component("web", "team-a", json!({}));
+        let group = entity(
+            json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+            "metadata": {"name": "team-a"}, "spec": {"type": "team", "children": []}}),
+        );
+        store
+            .put_entities(&[web, group], &Origin::Api)
+            .await
+            .unwrap();
+        assert!(store.entities(&[]).await.unwrap().is_empty());
+        let got = store
+            .entities(&[
+                r("group:team-a"),
+                r("component:nope"),
+                r("COMPONENT:Default/WEB"),
+                r("group:default/team-a"),
+                r("user:team-a"),
+            ])
+            .await
+            .unwrap();
+        let names: Vec<Option<String>> = got
+            .iter()
+            .map(|e| e.as_ref().map(|e| e.entity.entity_ref().to_string()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                Some("group:default/team-a".to_owned()),
+                None,
+                Some("component:default/web".to_owned()),
+                Some("group:default/team-a".to_owned()),
+                None,
+            ]
+        );
+        // With relations, as `entity` reads them.
+        let team = got[0].as_ref().unwrap();
+        assert_eq!(
+            relations(team),
+            vec![pair("ownerOf", "component:default/web")]
+        );
     }
 
     pub async fn unchanged_resend_keeps_the_revision(store: Store) {

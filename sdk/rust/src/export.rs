@@ -18,7 +18,7 @@
 #[macro_export]
 macro_rules! export {
     (CatalogSource for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/catalog-source@0.2.0", source, {
+        $crate::__export_world!("portolan:plugin/catalog-source@0.3.0", source, {
             fn describe() -> wit::SourceInfo {
                 let info = <$t as $crate::CatalogSource>::describe();
                 wit::SourceInfo {
@@ -51,7 +51,7 @@ macro_rules! export {
     };
 
     (ScaffoldGenerator for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/scaffold-generator@0.2.0", generator, {
+        $crate::__export_world!("portolan:plugin/scaffold-generator@0.3.0", generator, {
             fn describe() -> wit::GeneratorInfo {
                 let info = <$t as $crate::ScaffoldGenerator>::describe();
                 wit::GeneratorInfo {
@@ -93,7 +93,7 @@ macro_rules! export {
     };
 
     (Action for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/action@0.2.0", operation, {
+        $crate::__export_world!("portolan:plugin/action@0.3.0", operation, {
             fn describe() -> wit::ActionInfo {
                 use $crate::action::Role;
                 let role = |role: Role| match role {
@@ -143,7 +143,7 @@ macro_rules! export {
     };
 
     (ScorecardCheck for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/scorecard-check@0.2.0", check, {
+        $crate::__export_world!("portolan:plugin/scorecard-check@0.3.0", check, {
             fn describe() -> wit::PluginInfo {
                 let info = <$t as $crate::ScorecardCheck>::describe();
                 wit::PluginInfo {
