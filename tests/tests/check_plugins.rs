@@ -6,8 +6,7 @@
 //! got, and that the token never shows in an answer or a stored row.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use portolan_e2e::{Options, TestServer};
@@ -16,51 +15,6 @@ use portolan_store::Role;
 use serde_json::{json, Value};
 
 const GITHUB_TOKEN: &str = "ghp-ci-status-t0ken-5c4b3a";
-
-/// Builds `plugins/ci-status` alone, the way `scripts/build-plugins.sh`
-/// builds the plugins workspace (same toolchain, flags and target
-/// directory), and returns its component. Building the one plugin takes
-/// seconds where `portolan_e2e::component` builds every plugin and fixture
-/// in four languages first.
-fn ci_status() -> PathBuf {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let root = portolan_e2e::root();
-        let target = root.join("target/guest");
-        let mut command = std::process::Command::new("cargo");
-        command
-            .args(["+debweb", "build", "--release", "-p", "ci-status"])
-            .current_dir(root.join("plugins"))
-            .env("CARGO_TARGET_DIR", &target);
-        // Cargo running this test sets these for the host; the guest needs
-        // its own (plugins/.cargo/config.toml).
-        for var in [
-            "RUSTUP_TOOLCHAIN",
-            "RUSTC",
-            "RUSTC_WRAPPER",
-            "RUSTC_WORKSPACE_WRAPPER",
-            "RUSTDOC",
-            "RUSTFLAGS",
-            "CARGO_ENCODED_RUSTFLAGS",
-            "CARGO_BUILD_RUSTFLAGS",
-            "CARGO_BUILD_TARGET",
-            "CARGO_MAKEFLAGS",
-        ] {
-            command.env_remove(var);
-        }
-        let out = command
-            .output()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "building ci-status failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(target.join("wasm32-wasip2/release/ci_status.wasm"))
-    });
-    built.clone().unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// One request as the stand-in received it.
 #[derive(Clone, Debug)]
@@ -242,7 +196,7 @@ async fn components(server: &TestServer, token: &str, list: &[(&str, Option<&str
 /// it is ready.
 async fn install(server: &TestServer, id: &str, sidecar: &str, token: &str) {
     server.write_sidecar(id, sidecar);
-    server.install(&ci_status(), id);
+    server.install(&portolan_e2e::component("ci-status"), id);
     let (_, body) = server
         .wait_plugin(id, token, Duration::from_secs(60), |_, b| {
             b["status"] == "ready" || b["status"] == "failed"

@@ -514,8 +514,10 @@ impl Plan {
         entities: &[CatalogEntity],
         counts: &mut Counts,
     ) -> Vec<EntityEvaluation> {
-        let plugin_entities: Arc<Vec<PluginEntity>> =
-            Arc::new(entities.iter().map(plugin_entity).collect());
+        // The batches of entities as plugins see them, made once per set of
+        // entities some rule applies to and shared by every rule with that
+        // set (usually all of them), instead of copied for each rule.
+        let mut batches_of: HashMap<Vec<usize>, Vec<CallBatch>> = HashMap::new();
         let kinds: Vec<String> = entities.iter().map(|e| e.kind.to_lowercase()).collect();
         // answers[entity][rule]
         let mut answers: Vec<Vec<Option<CheckAnswer>>> =
@@ -526,14 +528,9 @@ impl Plan {
             .unwrap_or(2);
         let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
         for (r, rule) in self.rules.iter().enumerate() {
-            let applicable: Vec<usize> = (0..entities.len())
-                .filter(|&i| rule.kinds.is_empty() || rule.kinds.contains(&kinds[i]))
-                .collect();
-            for &i in (0..entities.len())
-                .filter(|i| !applicable.contains(i))
-                .collect::<Vec<_>>()
-                .iter()
-            {
+            let (applicable, other_kinds): (Vec<usize>, Vec<usize>) = (0..entities.len())
+                .partition(|&i| rule.kinds.is_empty() || rule.kinds.contains(&kinds[i]));
+            for i in other_kinds {
                 answers[i][r] = Some(CheckAnswer {
                     outcome: Outcome::Skip,
                     message: Some(format!(
@@ -552,24 +549,32 @@ impl Plan {
                     continue;
                 }
             };
-            for batch in applicable.chunks(CALL_BATCH) {
-                let batch: Vec<usize> = batch.to_vec();
+            let batches = batches_of
+                .entry(applicable)
+                .or_insert_with_key(|applicable| {
+                    applicable
+                        .chunks(CALL_BATCH)
+                        .map(|indices| CallBatch {
+                            indices: Arc::new(indices.to_vec()),
+                            entities: Arc::new(
+                                indices
+                                    .iter()
+                                    .map(|&i| plugin_entity(&entities[i]))
+                                    .collect(),
+                            ),
+                        })
+                        .collect()
+                });
+            for batch in batches.iter() {
+                let CallBatch { indices, entities } = batch.clone();
                 let (plugin, check) = (plugin.clone(), check.clone());
                 let parameters = rule.parameters.clone();
-                let all = plugin_entities.clone();
                 let permits = permits.clone();
                 calls.spawn(async move {
                     let _permit = permits.acquire_owned().await;
                     let report = tokio::task::spawn_blocking(move || {
-                        let whole = batch.len() == all.len();
-                        let result = if whole {
-                            checks::evaluate(&plugin, &check, &parameters, &all)
-                        } else {
-                            let subset: Vec<PluginEntity> =
-                                batch.iter().map(|&i| all[i].clone()).collect();
-                            checks::evaluate(&plugin, &check, &parameters, &subset)
-                        };
-                        (batch, result)
+                        let result = checks::evaluate(&plugin, &check, &parameters, &entities);
+                        (indices, result)
                     })
                     .await;
                     (r, report)
@@ -595,14 +600,14 @@ impl Plan {
             };
             match result {
                 Ok(outcomes) => {
-                    for (i, answer) in batch.into_iter().zip(outcomes) {
+                    for (&i, answer) in batch.iter().zip(outcomes) {
                         answers[i][r] = Some(answer);
                     }
                 }
                 Err(e) => {
                     counts.failed_calls += 1;
                     let why = call_failure(&e);
-                    for i in batch {
+                    for &i in batch.iter() {
                         answers[i][r] = Some(error_answer(why.clone()));
                     }
                 }
@@ -627,6 +632,14 @@ impl Plan {
             })
             .collect()
     }
+}
+
+/// One call's share of a chunk: the entities' positions in the chunk and
+/// the entities as plugins see them.
+#[derive(Clone)]
+struct CallBatch {
+    indices: Arc<Vec<usize>>,
+    entities: Arc<Vec<PluginEntity>>,
 }
 
 fn error_answer(message: String) -> CheckAnswer {
@@ -773,6 +786,7 @@ async fn evaluate_scope(
         }
     }
     let mut counts = Counts::default();
+    let mut writer = ResultWriter::new(state, &id);
     match scope {
         Scope::All => {
             let mut query = coverage_query(&plan.definition);
@@ -786,7 +800,8 @@ async fn evaluate_scope(
                     .filter(|e| covers(&plan.definition.filter, e))
                     .collect();
                 for chunk in covered.chunks(CHUNK) {
-                    write_chunk(state, &id, &plan, chunk, &mut counts).await?;
+                    let evaluations = plan.evaluate_chunk(chunk, &mut counts).await;
+                    writer.write(evaluations, &mut counts).await?;
                     seen.extend(chunk.iter().map(|e| e.entity_ref().key()));
                 }
                 if let Some((owner, job_id)) = lease {
@@ -801,6 +816,7 @@ async fn evaluate_scope(
                     None => break,
                 }
             }
+            writer.finish(&mut counts).await?;
             let gone: Vec<String> = state
                 .store
                 .scorecard_entity_refs(&id)
@@ -834,8 +850,10 @@ async fn evaluate_scope(
                 }
             }
             for chunk in covered.chunks(CHUNK) {
-                write_chunk(state, &id, &plan, chunk, &mut counts).await?;
+                let evaluations = plan.evaluate_chunk(chunk, &mut counts).await;
+                writer.write(evaluations, &mut counts).await?;
             }
+            writer.finish(&mut counts).await?;
             if !gone.is_empty() {
                 let refs: Vec<&str> = gone.iter().map(String::as_str).collect();
                 state.store.forget_scorecard_entities(&id, &refs).await?;
@@ -846,22 +864,56 @@ async fn evaluate_scope(
     Ok(counts)
 }
 
-async fn write_chunk(
-    state: &AppState,
-    scorecard: &str,
-    plan: &Plan,
-    chunk: &[CatalogEntity],
-    counts: &mut Counts,
-) -> Result<(), Failure> {
-    let evaluations = plan.evaluate_chunk(chunk, counts).await;
-    let written = state
-        .store
-        .write_scorecard_results(scorecard, &evaluations, Utc::now())
-        .await?;
-    counts.entities += written.entities;
-    counts.results += written.results;
-    counts.level_changes += written.level_changes;
-    Ok(())
+/// Writes each chunk's results while the next chunk is evaluated: the
+/// checks keep the cores busy and the database write runs on its own
+/// connection's thread, so the two overlap instead of taking turns. One
+/// write is in flight at a time, so chunks land in order and a failed
+/// write stops the evaluation at the next chunk.
+struct ResultWriter {
+    store: portolan_store::Store,
+    scorecard: String,
+    in_flight: Option<JoinHandle<Result<portolan_store::ResultsWritten, StoreError>>>,
+}
+
+impl ResultWriter {
+    fn new(state: &AppState, scorecard: &str) -> ResultWriter {
+        ResultWriter {
+            store: state.store.clone(),
+            scorecard: scorecard.to_owned(),
+            in_flight: None,
+        }
+    }
+
+    /// Waits for the previous chunk's write, then starts this one's.
+    async fn write(
+        &mut self,
+        evaluations: Vec<EntityEvaluation>,
+        counts: &mut Counts,
+    ) -> Result<(), Failure> {
+        self.finish(counts).await?;
+        let (store, scorecard) = (self.store.clone(), self.scorecard.clone());
+        self.in_flight = Some(tokio::spawn(async move {
+            store
+                .write_scorecard_results(&scorecard, &evaluations, Utc::now())
+                .await
+        }));
+        Ok(())
+    }
+
+    /// Waits for the write in flight, if any, and counts what it wrote.
+    async fn finish(&mut self, counts: &mut Counts) -> Result<(), Failure> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let written = in_flight.await.map_err(|e| Failure {
+            code: "database",
+            message: format!("writing the results stopped: {e}"),
+        })??;
+        counts.entities += written.entities;
+        counts.results += written.results;
+        counts.level_changes += written.level_changes;
+        Ok(())
+    }
 }
 
 /// Tells the scorecards that the catalog changed: `refs` were written or
