@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::time::parse_rfc3339;
+use timestamps::parse_rfc3339;
 
 /// How much of a failed answer's body goes into a message.
 const MAX_ERROR_BODY: usize = 200;
@@ -283,7 +283,7 @@ impl<T: Transport> Lookup<T> {
             status == 429 || (status == 403 && answer.ratelimit_remaining == Some(0));
         if rate_limited {
             let reset = match answer.ratelimit_reset {
-                Some(at) => format!("; the limit resets at {}", crate::time::format_utc(at)),
+                Some(at) => format!("; the limit resets at {}", timestamps::format_rfc3339(at)),
                 None => String::new(),
             };
             let hint = if self.token.is_some() {

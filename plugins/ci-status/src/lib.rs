@@ -39,7 +39,6 @@
 //! [`github`] for the requests.
 
 mod github;
-mod time;
 
 use std::time::Duration;
 
@@ -147,7 +146,7 @@ impl ScorecardCheck for CiStatus {
             token,
             settings.budget,
         );
-        let now = time::now_secs();
+        let now = timestamps::now_secs();
         Ok(entities
             .iter()
             .map(|entity| match repository(entity) {

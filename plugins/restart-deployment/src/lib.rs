@@ -36,7 +36,6 @@
 //! `max_wait_ms` (the restart itself has then happened).
 
 mod rollout;
-mod time;
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -126,7 +125,7 @@ impl Action for RestartDeployment {
             target.namespace,
             invocation.actor
         );
-        let restarted_at = time::now_rfc3339();
+        let restarted_at = timestamps::now_rfc3339();
         let response = api.send(Method::Patch, Some(&restart_patch(&restarted_at)))?;
         if !response.is_success() {
             return Err(api.status_error(&format!("the restart of {target}"), &response));

@@ -38,7 +38,6 @@
 //! naming the conclusion; so does a non-2xx answer, naming the status.
 
 mod run;
-mod time;
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -120,7 +119,7 @@ impl Action for TriggerWorkflow {
             dispatch.git_ref
         );
         // Taken before the POST so that a run created the same second counts.
-        let since = time::now_secs() - CLOCK_SKEW_SECS;
+        let since = timestamps::now_secs() - CLOCK_SKEW_SECS;
         let url = format!(
             "{}/actions/workflows/{}/dispatches",
             api.base, dispatch.workflow

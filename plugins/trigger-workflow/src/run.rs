@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::time::parse_rfc3339;
+use timestamps::parse_rfc3339;
 
 /// One workflow run.
 #[derive(Clone, Debug, PartialEq, Eq)]

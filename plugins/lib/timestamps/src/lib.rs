@@ -1,8 +1,8 @@
-//! Wall-clock time as Unix seconds, and the RFC 3339 timestamps the API
-//! writes (`created_at: "2026-11-28T09:15:02Z"`).
-//!
-//! The same as `trigger-workflow`'s `time` module; a third user would be
-//! the time to move it under `plugins/lib/`.
+//! The wall clock in Unix seconds (`wasi:clocks/wall-clock` inside a
+//! component) and the RFC 3339 timestamps REST APIs write
+//! (`"created_at": "2026-11-28T09:15:02Z"`): parsed to Unix seconds and
+//! written back in UTC. A few lines of calendar arithmetic instead of a
+//! date-time crate in every component.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,6 +12,12 @@ pub fn now_secs() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// Now in UTC as RFC 3339, e.g. `2026-11-28T09:15:02Z` (how `kubectl rollout
+/// restart` writes `kubectl.kubernetes.io/restartedAt`).
+pub fn now_rfc3339() -> String {
+    format_rfc3339(now_secs())
 }
 
 /// Parses an RFC 3339 timestamp (`2026-11-28T09:15:02Z`, with optional
@@ -68,8 +74,8 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
 }
 
-/// Unix seconds as RFC 3339 in UTC (`2026-11-28T09:15:02Z`).
-pub fn format_utc(secs: i64) -> String {
+/// Unix seconds as RFC 3339 in UTC, to the second (`2026-11-28T09:15:02Z`).
+pub fn format_rfc3339(secs: i64) -> String {
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
     format!(
@@ -145,12 +151,19 @@ mod tests {
             "2026-11-28T09:15:02Z",
             "1969-12-31T23:59:59Z",
         ] {
-            assert_eq!(format_utc(parse_rfc3339(text).unwrap()), text);
+            assert_eq!(format_rfc3339(parse_rfc3339(text).unwrap()), text);
         }
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(951_868_799), "2000-02-29T23:59:59Z");
+        assert_eq!(format_rfc3339(1_795_857_302), "2026-11-28T09:15:02Z");
+        assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59Z");
     }
 
     #[test]
     fn the_clock_reads_after_2020() {
         assert!(now_secs() > 1_577_836_800);
+        let now = now_rfc3339();
+        assert_eq!(now.len(), 20, "{now}");
+        assert!(now.as_str() > "2020", "{now}");
     }
 }
