@@ -244,6 +244,50 @@ impl TestServer {
         std::fs::write(self.plugins_dir().join(format!("{id}.toml")), text).unwrap();
     }
 
+    /// PUTs `body` as JSON to `path` with `token`, returning status and
+    /// JSON body.
+    pub async fn put(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Polls `GET path` every 50 ms until it answers 200 with a body `ready`
+    /// accepts, and returns that body; panics after `within`, with the last
+    /// answer.
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        token: &str,
+        within: std::time::Duration,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let started = std::time::Instant::now();
+        loop {
+            let (status, body) = self.get(path, token).await;
+            if status == 200 && ready(&body) {
+                return body;
+            }
+            assert!(
+                started.elapsed() < within,
+                "{path}: still not there after {within:?}; last {status} {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// POSTs `body` (JSON, or nothing) to `path` with `token`, returning
     /// status and JSON body.
     pub async fn post(

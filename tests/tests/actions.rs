@@ -25,29 +25,16 @@ fn options(database_url: Option<String>) -> Options {
     }
 }
 
-async fn put(server: &TestServer, path: &str, token: &str, body: &Value) -> (u16, Value) {
-    let r = server
-        .http
-        .put(server.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 async fn service(server: &TestServer, token: &str, name: &str, kind_of: &str) {
-    let (status, body) = put(
-        server,
-        &format!("/api/v1/entities/component/default/{name}"),
-        token,
-        &json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+    let (status, body) = server
+        .put(
+            &format!("/api/v1/entities/component/default/{name}"),
+            token,
+            &json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
                 "metadata": {"name": name, "tags": ["payments"]},
                 "spec": {"type": kind_of, "owner": "team-a", "lifecycle": "production"}}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 201, "{body}");
 }
 

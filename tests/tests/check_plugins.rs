@@ -7,12 +7,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use portolan_e2e::{Options, TestServer};
 use portolan_store::testing::TestDatabase;
 use portolan_store::Role;
 use serde_json::{json, Value};
+
+/// How long a test waits for an evaluation or a run to show in the API.
+const WAIT: Duration = Duration::from_secs(60);
 
 const GITHUB_TOKEN: &str = "ghp-ci-status-t0ken-5c4b3a";
 
@@ -231,13 +234,14 @@ async fn scorecard(
     let status = r.status();
     let body: Value = r.json().await.unwrap();
     assert_eq!(status, 201, "{body}");
-    wait_for(
-        server,
-        &format!("/api/v1/scorecards/{id}/results"),
-        token,
-        |b| b["lastEvaluation"]["status"] == "succeeded",
-    )
-    .await
+    server
+        .wait_for(
+            &format!("/api/v1/scorecards/{id}/results"),
+            token,
+            WAIT,
+            |b| b["lastEvaluation"]["status"] == "succeeded",
+        )
+        .await
 }
 
 /// Queues an evaluation of scorecard `id` now and waits for it.
@@ -247,34 +251,14 @@ async fn evaluate(server: &TestServer, token: &str, id: &str) -> Value {
         .await;
     assert_eq!(status, 202, "{body}");
     let eval = body["id"].as_str().unwrap().to_owned();
-    wait_for(
-        server,
-        &format!("/api/v1/scorecards/{id}/evaluations/{eval}"),
-        token,
-        |b| b["status"] == "succeeded" || b["status"] == "failed",
-    )
-    .await
-}
-
-/// Polls `GET path` until `ready` accepts the body; panics after 60 s.
-async fn wait_for(
-    server: &TestServer,
-    path: &str,
-    token: &str,
-    ready: impl Fn(&Value) -> bool,
-) -> Value {
-    let started = Instant::now();
-    loop {
-        let (status, body) = server.get(path, token).await;
-        if status == 200 && ready(&body) {
-            return body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{path}: still not there after 60 s; last {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server
+        .wait_for(
+            &format!("/api/v1/scorecards/{id}/evaluations/{eval}"),
+            token,
+            WAIT,
+            |b| b["status"] == "succeeded" || b["status"] == "failed",
+        )
+        .await
 }
 
 /// The rule `ci`'s result for Component `name` on scorecard `id`, and the

@@ -26,30 +26,17 @@ async fn ready(server: &TestServer, id: &str, token: &str) -> Value {
     body
 }
 
-async fn put(server: &TestServer, path: &str, token: &str, body: &Value) -> (u16, Value) {
-    let r = server
-        .http
-        .put(server.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// Stores `entity` through the API.
 async fn push(server: &TestServer, token: &str, entity: Value) {
     let kind = entity["kind"].as_str().unwrap().to_lowercase();
     let name = entity["metadata"]["name"].as_str().unwrap().to_owned();
-    let (status, body) = put(
-        server,
-        &format!("/api/v1/entities/{kind}/default/{name}"),
-        token,
-        &entity,
-    )
-    .await;
+    let (status, body) = server
+        .put(
+            &format!("/api/v1/entities/{kind}/default/{name}"),
+            token,
+            &entity,
+        )
+        .await;
     assert_eq!(status, 201, "{name}: {body}");
 }
 
@@ -257,17 +244,13 @@ async fn every_check_passes_and_fails_as_described(database_url: Option<String>)
     // has-annotation needs its parameter; the schema says so.
     let mut bad = hygiene_scorecard();
     bad["rules"][6]["parameters"] = json!({});
-    let (status, body) = put(&server, "/api/v1/scorecards/hygiene", &admin, &bad).await;
+    let (status, body) = server.put("/api/v1/scorecards/hygiene", &admin, &bad).await;
     assert_eq!(status, 422, "{body}");
     assert!(body.to_string().contains("annotation"), "{body}");
 
-    let (status, body) = put(
-        &server,
-        "/api/v1/scorecards/hygiene",
-        &admin,
-        &hygiene_scorecard(),
-    )
-    .await;
+    let (status, body) = server
+        .put("/api/v1/scorecards/hygiene", &admin, &hygiene_scorecard())
+        .await;
     assert_eq!(status, 201, "{body}");
 
     let all_pass: Vec<(&str, &str, &str)> = [

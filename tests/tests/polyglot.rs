@@ -23,6 +23,9 @@ use portolan_runtime::model::Entity;
 use portolan_store::Role;
 use serde_json::{json, Value};
 
+/// How long a test waits for an evaluation or a run to show in the API.
+const WAIT: Duration = Duration::from_secs(60);
+
 /// Python and JavaScript components take seconds to compile in a debug host.
 const LOAD_WITHIN: Duration = Duration::from_secs(120);
 
@@ -47,40 +50,6 @@ async fn install(
         .unwrap_or_else(|| panic!("{id} was never listed"));
     assert_eq!(body["status"], "ready", "{id}: {body}");
     body
-}
-
-async fn put(server: &TestServer, path: &str, token: &str, body: &Value) -> (u16, Value) {
-    let r = server
-        .http
-        .put(server.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-/// Polls `path` until `pred` holds; panics after 60 s.
-async fn wait_for(
-    server: &TestServer,
-    path: &str,
-    token: &str,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let started = Instant::now();
-    loop {
-        let (status, body) = server.get(path, token).await;
-        if status == 200 && pred(&body) {
-            return body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{path}: still not there after 60 s; last {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,13 +205,14 @@ async fn automation_endpoint(status: u16) -> (u16, Arc<Mutex<Vec<Seen>>>) {
 }
 
 async fn wait_run(server: &TestServer, token: &str, id: &str) -> Value {
-    wait_for(server, &format!("/api/v1/runs/{id}"), token, |run| {
-        matches!(
-            run["status"].as_str(),
-            Some("succeeded" | "failed" | "cancelled")
-        )
-    })
-    .await
+    server
+        .wait_for(&format!("/api/v1/runs/{id}"), token, WAIT, |run| {
+            matches!(
+                run["status"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            )
+        })
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,15 +241,15 @@ async fn javascript_action_posts_to_the_automation_endpoint_with_fetch() {
     .await;
     assert_eq!(plugin["role"], "action", "{plugin}");
 
-    let (status, body) = put(
-        &server,
-        "/api/v1/entities/component/default/payments",
-        &member,
-        &json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+    let (status, body) = server
+        .put(
+            "/api/v1/entities/component/default/payments",
+            &member,
+            &json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
                 "metadata": {"name": "payments", "description": "Takes money."},
                 "spec": {"type": "service", "owner": "team-a", "lifecycle": "production"}}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 201, "{body}");
 
     // Input that breaks the plugin's schema is refused before it runs.
@@ -351,13 +321,13 @@ async fn javascript_action_fails_the_run_on_an_error_answer_and_reaches_only_all
     let member = server.token(Role::Member).await;
     let (port, seen) = automation_endpoint(503).await;
     let (other, other_seen) = automation_endpoint(200).await;
-    let (status, body) = put(
-        &server,
-        "/api/v1/entities/component/default/payments",
-        &member,
-        &described("payments", Some("Takes money."), &[], false),
-    )
-    .await;
+    let (status, body) = server
+        .put(
+            "/api/v1/entities/component/default/payments",
+            &member,
+            &described("payments", Some("Takes money."), &[], false),
+        )
+        .await;
     assert_eq!(status, 201, "{body}");
     let sidecar = |url_port: u16| {
         format!(
@@ -488,13 +458,13 @@ async fn c_check_drives_a_scorecard() {
         ),
         ("basic-svc", "tiny", &[][..], true),
     ] {
-        let (status, body) = put(
-            &server,
-            &format!("/api/v1/entities/component/default/{name}"),
-            &member,
-            &described(name, Some(description), tags, links),
-        )
-        .await;
+        let (status, body) = server
+            .put(
+                &format!("/api/v1/entities/component/default/{name}"),
+                &member,
+                &described(name, Some(description), tags, links),
+            )
+            .await;
         assert_eq!(status, 201, "{body}");
     }
     let rule = |id: &str, level: &str, check: &str, parameters: Value| {
@@ -510,18 +480,21 @@ async fn c_check_drives_a_scorecard() {
             rule("tags", "Gold", "lowercase-tags", json!({})),
         ]
     });
-    let (status, body) = put(&server, "/api/v1/scorecards/hygiene", &admin, &scorecard).await;
+    let (status, body) = server
+        .put("/api/v1/scorecards/hygiene", &admin, &scorecard)
+        .await;
     assert_eq!(status, 201, "{body}");
     // Parameters that break the C check's schema are refused.
     let mut bad = scorecard.clone();
     bad["rules"][0]["parameters"] = json!({"minLength": "ten"});
-    let (status, body) = put(&server, "/api/v1/scorecards/hygiene", &admin, &bad).await;
+    let (status, body) = server.put("/api/v1/scorecards/hygiene", &admin, &bad).await;
     assert_eq!(status, 422, "{body}");
 
-    wait_for(&server, "/api/v1/scorecards/hygiene/results", &admin, |b| {
-        b["lastEvaluation"]["status"] == "succeeded" && b["entities"] == 3
-    })
-    .await;
+    server
+        .wait_for("/api/v1/scorecards/hygiene/results", &admin, WAIT, |b| {
+            b["lastEvaluation"]["status"] == "succeeded" && b["entities"] == 3
+        })
+        .await;
     for (name, level, message) in [
         ("gold-svc", "Gold", None),
         ("bronze-svc", "Bronze", Some("no links")),
@@ -531,13 +504,14 @@ async fn c_check_drives_a_scorecard() {
             Some("description has 4 characters, fewer than 10"),
         ),
     ] {
-        let view = wait_for(
-            &server,
-            &format!("/api/v1/entities/component/default/{name}/scorecards"),
-            &admin,
-            |b| b["items"].as_array().is_some_and(|i| !i.is_empty()),
-        )
-        .await;
+        let view = server
+            .wait_for(
+                &format!("/api/v1/entities/component/default/{name}/scorecards"),
+                &admin,
+                WAIT,
+                |b| b["items"].as_array().is_some_and(|i| !i.is_empty()),
+            )
+            .await;
         assert_eq!(view["items"][0]["level"], level, "{name}: {view}");
         if let Some(message) = message {
             assert!(view.to_string().contains(message), "{name}: {view}");

@@ -2,12 +2,15 @@
 //! defined through `/api/v1/scorecards` and from files, results read back
 //! through the API, on SQLite and PostgreSQL.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use portolan_e2e::{component, Options, TestServer};
 use portolan_store::testing::TestDatabase;
 use portolan_store::Role;
 use serde_json::{json, Value};
+
+/// How long a test waits for an evaluation or a run to show in the API.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// The check ids the fixtures offer.
 const REQUIRED: &str = "required-fields/required-fields";
@@ -21,41 +24,6 @@ async fn ready(server: &TestServer, id: &str, token: &str) {
         })
         .await;
     assert!(loaded.is_some(), "plugin {id} did not load");
-}
-
-/// Polls `GET path` until `ready` accepts the body; panics after 30 s.
-async fn wait_for(
-    server: &TestServer,
-    path: &str,
-    token: &str,
-    what: &str,
-    ready: impl Fn(&Value) -> bool,
-) -> Value {
-    let started = Instant::now();
-    loop {
-        let (status, body) = server.get(path, token).await;
-        if status == 200 && ready(&body) {
-            return body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{what}: still not there after 30 s; last {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn put(server: &TestServer, path: &str, token: &str, body: &Value) -> (u16, Value) {
-    let r = server
-        .http
-        .put(server.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 fn component_entity(name: &str, description: Option<&str>, runbook: bool, tags: &[&str]) -> Value {
@@ -108,20 +76,20 @@ async fn entity_view(server: &TestServer, token: &str, name: &str, scorecard: &s
 }
 
 async fn wait_level(server: &TestServer, token: &str, name: &str, level: &str) -> Value {
-    wait_for(
-        server,
-        &format!("/api/v1/entities/component/default/{name}/scorecards"),
-        token,
-        &format!("{name} at {level}"),
-        |body| {
-            body["items"].as_array().is_some_and(|items| {
-                items
-                    .iter()
-                    .any(|i| i["scorecard"]["id"] == "readiness" && i["level"] == level)
-            })
-        },
-    )
-    .await;
+    server
+        .wait_for(
+            &format!("/api/v1/entities/component/default/{name}/scorecards"),
+            token,
+            WAIT,
+            |body| {
+                body["items"].as_array().is_some_and(|items| {
+                    items
+                        .iter()
+                        .any(|i| i["scorecard"]["id"] == "readiness" && i["level"] == level)
+                })
+            },
+        )
+        .await;
     entity_view(server, token, name, "readiness").await
 }
 
@@ -145,53 +113,42 @@ async fn levels_exemptions_history_and_reevaluation(database_url: Option<String>
         // The gap case: passes the Silver and Gold rules, fails Bronze.
         ("gap-svc", None, true, &["search"][..]),
     ] {
-        let (status, body) = put(
-            &server,
-            &format!("/api/v1/entities/component/default/{name}"),
-            &member,
-            &component_entity(name, description, runbook, tags),
-        )
-        .await;
+        let (status, body) = server
+            .put(
+                &format!("/api/v1/entities/component/default/{name}"),
+                &member,
+                &component_entity(name, description, runbook, tags),
+            )
+            .await;
         assert_eq!(status, 201, "{body}");
     }
-    let (status, _) = put(
-        &server,
-        "/api/v1/entities/group/default/team-a",
-        &member,
-        &json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+    let (status, _) = server
+        .put(
+            "/api/v1/entities/group/default/team-a",
+            &member,
+            &json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
                 "metadata": {"name": "team-a"}, "spec": {"type": "team", "children": []}}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 201);
 
     // Defining needs the admin role.
-    let (status, body) = put(
-        &server,
-        "/api/v1/scorecards/readiness",
-        &member,
-        &readiness(),
-    )
-    .await;
+    let (status, body) = server
+        .put("/api/v1/scorecards/readiness", &member, &readiness())
+        .await;
     assert_eq!(status, 403, "{body}");
-    let (status, body) = put(
-        &server,
-        "/api/v1/scorecards/readiness",
-        &admin,
-        &readiness(),
-    )
-    .await;
+    let (status, body) = server
+        .put("/api/v1/scorecards/readiness", &admin, &readiness())
+        .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["levels"], json!(["Basic", "Bronze", "Silver", "Gold"]));
 
     // A new scorecard is evaluated in full by itself.
-    let results = wait_for(
-        &server,
-        "/api/v1/scorecards/readiness/results",
-        &admin,
-        "first evaluation",
-        |b| b["lastEvaluation"]["status"] == "succeeded" && b["entities"] == 4,
-    )
-    .await;
+    let results = server
+        .wait_for("/api/v1/scorecards/readiness/results", &admin, WAIT, |b| {
+            b["lastEvaluation"]["status"] == "succeeded" && b["entities"] == 4
+        })
+        .await;
     let at = |level: &str| {
         results["levels"]
             .as_array()
@@ -255,13 +212,13 @@ async fn levels_exemptions_history_and_reevaluation(database_url: Option<String>
     assert!(svg.contains("Production readiness: Gold"), "{svg}");
 
     // Changing an entity re-evaluates it: the gap closes.
-    let (status, _) = put(
-        &server,
-        "/api/v1/entities/component/default/gap-svc",
-        &member,
-        &component_entity("gap-svc", Some("Finds things."), true, &["search"]),
-    )
-    .await;
+    let (status, _) = server
+        .put(
+            "/api/v1/entities/component/default/gap-svc",
+            &member,
+            &component_entity("gap-svc", Some("Finds things."), true, &["search"]),
+        )
+        .await;
     assert_eq!(status, 200);
     let gap = wait_level(&server, &admin, "gap-svc", "Gold").await;
     assert!(gap["nextLevel"].is_null(), "{gap}");
@@ -354,16 +311,15 @@ async fn levels_exemptions_history_and_reevaluation(database_url: Option<String>
              "check": REQUIRED, "parameters": {"fields": ["metadata.description"]}}
         ]
     });
-    let (status, body) = put(&server, "/api/v1/scorecards/hostile", &admin, &hostile).await;
+    let (status, body) = server
+        .put("/api/v1/scorecards/hostile", &admin, &hostile)
+        .await;
     assert_eq!(status, 201, "{body}");
-    let results = wait_for(
-        &server,
-        "/api/v1/scorecards/hostile/results",
-        &admin,
-        "evaluation with a trapping check",
-        |b| b["lastEvaluation"]["status"] == "succeeded",
-    )
-    .await;
+    let results = server
+        .wait_for("/api/v1/scorecards/hostile/results", &admin, WAIT, |b| {
+            b["lastEvaluation"]["status"] == "succeeded"
+        })
+        .await;
     let rules = results["rules"].as_array().unwrap();
     assert_eq!(rules[0]["counts"]["error"], 4, "{results}");
     assert_eq!(rules[1]["counts"]["pass"], 4, "{results}");
@@ -387,14 +343,14 @@ async fn levels_exemptions_history_and_reevaluation(database_url: Option<String>
         .await;
     assert_eq!(status, 202, "{body}");
     let eval_id = body["id"].as_str().unwrap().to_owned();
-    let done = wait_for(
-        &server,
-        &format!("/api/v1/scorecards/readiness/evaluations/{eval_id}"),
-        &admin,
-        "on-demand evaluation",
-        |b| b["status"] == "succeeded",
-    )
-    .await;
+    let done = server
+        .wait_for(
+            &format!("/api/v1/scorecards/readiness/evaluations/{eval_id}"),
+            &admin,
+            WAIT,
+            |b| b["status"] == "succeeded",
+        )
+        .await;
     assert_eq!(done["counts"]["entities"], 1, "{done}");
     assert_eq!(done["trigger"], "manual");
     server.stop().await;
@@ -418,22 +374,22 @@ async fn bad_definitions_are_refused_naming_each_problem() {
     let admin = server.token(Role::Admin).await;
     server.install(&component("required-fields"), "required-fields");
     ready(&server, "required-fields", &admin).await;
-    let (status, body) = put(
-        &server,
-        "/api/v1/scorecards/broken",
-        &admin,
-        &json!({
-            "title": "Broken",
-            "rules": [
-                {"id": "a", "title": "A", "level": "Bronze", "check": "no-such-plugin/x"},
-                {"id": "b", "title": "B", "level": "Platinum", "check": REQUIRED,
-                 "parameters": {"fields": ["spec.owner"]}},
-                {"id": "c", "title": "C", "level": "Silver", "check": REQUIRED,
-                 "parameters": {"fields": "spec.owner"}}
-            ]
-        }),
-    )
-    .await;
+    let (status, body) = server
+        .put(
+            "/api/v1/scorecards/broken",
+            &admin,
+            &json!({
+                "title": "Broken",
+                "rules": [
+                    {"id": "a", "title": "A", "level": "Bronze", "check": "no-such-plugin/x"},
+                    {"id": "b", "title": "B", "level": "Platinum", "check": REQUIRED,
+                     "parameters": {"fields": ["spec.owner"]}},
+                    {"id": "c", "title": "C", "level": "Silver", "check": REQUIRED,
+                     "parameters": {"fields": "spec.owner"}}
+                ]
+            }),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
     let fields: Vec<&str> = body["errors"]
         .as_array()
@@ -450,13 +406,13 @@ async fn bad_definitions_are_refused_naming_each_problem() {
         "nothing was stored"
     );
     // The path's id and the body's must agree.
-    let (status, body) = put(
-        &server,
-        "/api/v1/scorecards/one",
-        &admin,
-        &json!({"id": "two", "title": "T", "rules": []}),
-    )
-    .await;
+    let (status, body) = server
+        .put(
+            "/api/v1/scorecards/one",
+            &admin,
+            &json!({"id": "two", "title": "T", "rules": []}),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["errors"][0]["field"], "/id");
     server.stop().await;
@@ -481,14 +437,9 @@ async fn scorecards_from_files_apply_and_go_with_their_file() {
     let admin = server.token(Role::Admin).await;
     server.install(&component("required-fields"), "required-fields");
     ready(&server, "required-fields", &admin).await;
-    let list = wait_for(
-        &server,
-        "/api/v1/scorecards",
-        &admin,
-        "file scorecard",
-        |b| b["total"] == 1,
-    )
-    .await;
+    let list = server
+        .wait_for("/api/v1/scorecards", &admin, WAIT, |b| b["total"] == 1)
+        .await;
     assert_eq!(list["items"][0]["id"], "docs");
     assert!(list["items"][0]["definedIn"]["file"]
         .as_str()
@@ -501,12 +452,13 @@ async fn scorecards_from_files_apply_and_go_with_their_file() {
             .ends_with("broken.yaml"),
         "{list}"
     );
-    let (status, body) = put(&server, "/api/v1/scorecards/docs", &admin, &readiness()).await;
+    let (status, body) = server
+        .put("/api/v1/scorecards/docs", &admin, &readiness())
+        .await;
     assert_eq!(status, 409, "{body}");
     std::fs::remove_file(files.path().join("docs.yaml")).unwrap();
-    wait_for(&server, "/api/v1/scorecards", &admin, "file removed", |b| {
-        b["total"] == 0
-    })
-    .await;
+    server
+        .wait_for("/api/v1/scorecards", &admin, WAIT, |b| b["total"] == 0)
+        .await;
     server.stop().await;
 }
