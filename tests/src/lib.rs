@@ -12,6 +12,7 @@ use portolan::config::{Config, RuntimeSettings};
 use tempfile::TempDir;
 
 pub mod browser;
+pub mod stand_in;
 
 /// The repository root.
 pub fn root() -> PathBuf {

@@ -6,144 +6,17 @@
 //! `guarded-action`): they load and describe themselves as those tests
 //! expect.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use portolan_e2e::stand_in::{Answer, Seen, StandIn};
 use portolan_e2e::{Options, TestServer};
 use portolan_runtime::model::{ActionInvocation, ActionOutcome, Entity, Link};
 use portolan_runtime::{CallError, CallReport, LogLevel};
 use portolan_store::Role;
 use serde_json::{json, Value};
-
-/// One request as the stand-in received it.
-#[derive(Clone, Debug)]
-struct Seen {
-    method: String,
-    path: String,
-    query: Option<String>,
-    /// Names in lower case.
-    headers: BTreeMap<String, String>,
-    /// The body as JSON, else as text; null when empty.
-    body: Value,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-
-    /// `METHOD /path?query`.
-    fn line(&self) -> String {
-        match &self.query {
-            Some(query) => format!("{} {}?{query}", self.method, self.path),
-            None => format!("{} {}", self.method, self.path),
-        }
-    }
-}
-
-/// What the stand-in answers.
-struct Answer {
-    status: u16,
-    content_type: &'static str,
-    body: String,
-}
-
-impl Answer {
-    fn json(status: u16, body: Value) -> Answer {
-        Answer {
-            status,
-            content_type: "application/json",
-            body: body.to_string(),
-        }
-    }
-
-    fn text(status: u16, body: &str) -> Answer {
-        Answer {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: body.to_owned(),
-        }
-    }
-
-    fn empty(status: u16) -> Answer {
-        Answer::text(status, "")
-    }
-}
-
-/// A local HTTP server that records every request and answers it with
-/// `respond`.
-struct StandIn {
-    port: u16,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl StandIn {
-    async fn start(respond: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> StandIn {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        let respond = Arc::new(respond);
-        let app = axum::Router::new().fallback(
-            move |method: axum::http::Method,
-                  uri: axum::http::Uri,
-                  headers: axum::http::HeaderMap,
-                  body: axum::body::Bytes| {
-                let record = record.clone();
-                let respond = respond.clone();
-                async move {
-                    let text = String::from_utf8_lossy(&body).into_owned();
-                    let seen = Seen {
-                        method: method.to_string(),
-                        path: uri.path().to_owned(),
-                        query: uri.query().map(str::to_owned),
-                        headers: headers
-                            .iter()
-                            .map(|(name, value)| {
-                                let value = String::from_utf8_lossy(value.as_bytes());
-                                (name.as_str().to_owned(), value.into_owned())
-                            })
-                            .collect(),
-                        body: if text.is_empty() {
-                            Value::Null
-                        } else {
-                            serde_json::from_str(&text).unwrap_or(Value::String(text))
-                        },
-                    };
-                    let answer = respond(&seen);
-                    record.lock().unwrap().push(seen);
-                    axum::response::Response::builder()
-                        .status(answer.status)
-                        .header("content-type", answer.content_type)
-                        .body(axum::body::Body::from(answer.body))
-                        .unwrap()
-                }
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        StandIn { port, seen }
-    }
-
-    /// `127.0.0.1:PORT`, for `[http] allow`.
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.host())
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.seen().iter().map(Seen::line).collect()
-    }
-}
 
 /// Installs `component` as `id` with `sidecar` and waits until it is ready;
 /// returns its `GET /api/v1/plugins/{id}` body.

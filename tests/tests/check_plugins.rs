@@ -5,10 +5,10 @@
 //! test checks the exact requests the stand-in received, what every entity
 //! got, and that the token never shows in an answer or a stored row.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
+use portolan_e2e::stand_in::{Answer, StandIn};
 use portolan_e2e::{Options, TestServer};
 use portolan_store::testing::TestDatabase;
 use portolan_store::Role;
@@ -19,89 +19,12 @@ const WAIT: Duration = Duration::from_secs(60);
 
 const GITHUB_TOKEN: &str = "ghp-ci-status-t0ken-5c4b3a";
 
-/// One request as the stand-in received it.
-#[derive(Clone, Debug)]
-struct Seen {
-    /// `GET /path?query`.
-    line: String,
-    /// Names in lower case.
-    headers: BTreeMap<String, String>,
-}
-
-/// A local HTTP server that records every request and answers it with
-/// `respond(path, query, headers)`: status, content type, body.
-struct StandIn {
-    port: u16,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl StandIn {
-    async fn start(
-        respond: impl Fn(&str, &str, &BTreeMap<String, String>) -> (u16, &'static str, String)
-            + Send
-            + Sync
-            + 'static,
-    ) -> StandIn {
-        let respond = Arc::new(respond);
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        let app = axum::Router::new().fallback(
-            move |method: axum::http::Method,
-                  uri: axum::http::Uri,
-                  headers: axum::http::HeaderMap| {
-                let record = record.clone();
-                let respond = respond.clone();
-                async move {
-                    let headers: BTreeMap<String, String> = headers
-                        .iter()
-                        .map(|(name, value)| {
-                            let value = String::from_utf8_lossy(value.as_bytes());
-                            (name.as_str().to_owned(), value.into_owned())
-                        })
-                        .collect();
-                    let query = uri.query().unwrap_or_default();
-                    let (status, content_type, body) = respond(uri.path(), query, &headers);
-                    let line = match uri.query() {
-                        Some(q) => format!("{method} {}?{q}", uri.path()),
-                        None => format!("{method} {}", uri.path()),
-                    };
-                    record.lock().unwrap().push(Seen { line, headers });
-                    axum::response::Response::builder()
-                        .status(status)
-                        .header("content-type", content_type)
-                        .body(axum::body::Body::from(body))
-                        .unwrap()
-                }
-            },
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        StandIn { port, seen }
-    }
-
-    /// `127.0.0.1:PORT`, for `[http] allow`.
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.host())
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn lines(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self.seen().into_iter().map(|s| s.line).collect();
-        lines.sort();
-        lines
-    }
-
-    fn forget(&self) {
-        self.seen.lock().unwrap().clear();
-    }
+/// The requests `api` received, sorted (the plugin may look repositories
+/// up in any order).
+fn sorted_lines(api: &StandIn) -> Vec<String> {
+    let mut lines = api.lines();
+    lines.sort();
+    lines
 }
 
 /// RFC 3339, `hours` ago.
@@ -133,8 +56,12 @@ fn run(id: u64, conclusion: &str, hours: i64) -> Value {
 ///
 /// The workflow `ci.yml` exists in `acme/green` and `acme/red` only.
 async fn github() -> StandIn {
-    StandIn::start(|path, query, headers| {
-        let json = |status: u16, body: Value| (status, "application/json", body.to_string());
+    StandIn::start(|seen| {
+        let (path, query) = (
+            seen.path.as_str(),
+            seen.query.as_deref().unwrap_or_default(),
+        );
+        let json = Answer::json;
         let runs = |list: Value| json(200, json!({"total_count": 1, "workflow_runs": list}));
         let wanted = |branch: &str| query == format!("branch={branch}&status=completed&per_page=1");
         match path {
@@ -162,10 +89,14 @@ async fn github() -> StandIn {
                 500,
                 json!({"message": format!(
                     "database on fire (you sent {})",
-                    headers.get("authorization").map_or("nothing", String::as_str)
+                    seen.header("authorization").unwrap_or("nothing")
                 )}),
             ),
-            "/repos/acme/garbage" => (200, "text/html", "<html>maintenance</html>".to_owned()),
+            "/repos/acme/garbage" => Answer {
+                status: 200,
+                content_type: "text/html",
+                body: "<html>maintenance</html>".to_owned(),
+            },
             _ => json(404, json!({"message": "Not Found"})),
         }
     })
@@ -401,13 +332,13 @@ async fn latest_ci_passed_against_a_github_stand_in(database_url: Option<String>
         runs("red", "trunk"),
     ];
     expected.sort();
-    assert_eq!(api.lines(), expected);
+    assert_eq!(sorted_lines(&api), expected);
     for seen in api.seen() {
         assert_eq!(
             seen.headers.get("authorization").map(String::as_str),
             Some(format!("Bearer {GITHUB_TOKEN}").as_str()),
             "{}",
-            seen.line
+            seen.line()
         );
         assert_eq!(
             seen.headers.get("accept").map(String::as_str),
@@ -533,7 +464,7 @@ async fn latest_ci_passed_against_a_github_stand_in(database_url: Option<String>
         ),
         "{rule}"
     );
-    assert!(api.lines().contains(
+    assert!(sorted_lines(&api).contains(
         &"GET /repos/acme/green/actions/workflows/ci.yml/runs?branch=main&status=completed&per_page=1"
             .to_owned()
     ));
@@ -606,7 +537,7 @@ async fn a_host_off_the_allowlist_or_unreachable_gives_errors_and_nothing_is_sen
     let (rule, _) = result(&server, &admin, "ci", "green-svc").await;
     assert!(message(&rule).contains("denied"), "{rule}");
     assert!(message(&rule).contains("allow"), "{rule}");
-    assert!(api.seen().is_empty(), "{:?}", api.lines());
+    assert!(api.seen().is_empty(), "{:?}", sorted_lines(&api));
 
     // Allowed, but nobody listens there.
     let closed = {
