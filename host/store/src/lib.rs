@@ -28,10 +28,11 @@
 //!   [`Store::claim_job`] with a lease, [`Store::renew_job`],
 //!   [`Store::finish_job`], [`Store::expire_jobs`]) that source syncs and
 //!   other long work go through; one claimer per job, on any replica.
-//! - [`scorecards`]: scorecards' definitions (as JSON), exemptions, the
-//!   current result of each rule per entity and each entity's level
-//!   history; [`Store::write_scorecard_results`] writes one evaluation of
-//!   many entities in one transaction.
+//! - [`scorecards`]: scorecards' definitions (as JSON), exemptions, each
+//!   entity's current rule results (one row per scorecard and entity, with
+//!   per-rule status counts kept alongside) and level history;
+//!   [`Store::write_scorecard_results`] writes one evaluation of many
+//!   entities in one transaction.
 //! - [`actions`]: day-2 action runs (each row is also its place in the
 //!   queue: [`Store::claim_run`] with a lease, approvals, cancel, retry),
 //!   their logs and the audit trail.

@@ -8,7 +8,9 @@
 //! method lower-cases the references it is given.
 //!
 //! An evaluation is written by [`Store::write_scorecard_results`] in one
-//! transaction: the entities' current results are replaced and a level
+//! transaction: each entity's results on a scorecard are one row (a
+//! "standing", its rule results as JSON; migration 0009 says why), the
+//! per-rule status counts move with each write, and a level
 //! history row is appended only for entities whose level changed, so the
 //! history grows with changes rather than with evaluations. The current
 //! level is the history row that has no end (`until` is `None`).
@@ -29,9 +31,12 @@ use sqlx::QueryBuilder;
 use crate::store::{on_pool, Pool};
 use crate::{Store, StoreError};
 
-/// Result rows per multi-row INSERT: 7 binds each, so 28,000 binds, under
+/// Standing rows per multi-row INSERT: 5 binds each, so 25,000 binds, under
 /// SQLite's 32,766 and PostgreSQL's 65,535 bind limits.
-const RESULT_ROWS_PER_INSERT: usize = 4_000;
+const STANDING_ROWS_PER_INSERT: usize = 5_000;
+
+/// Rule count rows per multi-row upsert (4 binds each).
+const COUNT_ROWS_PER_INSERT: usize = 8_000;
 
 /// Level rows per multi-row INSERT (4 binds each).
 const LEVEL_ROWS_PER_INSERT: usize = 8_000;
@@ -319,32 +324,135 @@ impl From<ExemptionRow> for ScorecardExemption {
     }
 }
 
+/// One entity's results on one scorecard, as stored: see migration 0009.
 #[derive(sqlx::FromRow)]
-struct ResultRow {
+struct StandingRow {
     scorecard_id: String,
     entity_ref: String,
-    rule_id: String,
-    status: String,
-    message: Option<String>,
-    value: Option<Json<Value>>,
+    results: String,
     evaluated_at: i64,
 }
 
-impl ResultRow {
-    fn into_result(self) -> Result<RuleResult, StoreError> {
-        let status = parse_status(&self.status, || {
-            format!(
-                "scorecard {} result of rule {} for {}",
-                self.scorecard_id, self.rule_id, self.entity_ref
-            )
+/// A rule result as written into a standing's `results` array (absent
+/// message and value left out: a million results are a lot of `null`s).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultOut<'a> {
+    rule_id: &'a str,
+    status: ResultStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<&'a Value>,
+}
+
+/// A rule result as read back from a standing's `results` array.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultIn {
+    rule_id: String,
+    status: ResultStatus,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    value: Option<Value>,
+}
+
+impl StandingRow {
+    /// The row's results, by rule id.
+    fn into_results(self) -> Result<Vec<RuleResult>, StoreError> {
+        let read: Vec<ResultIn> = serde_json::from_str(&self.results).map_err(|e| {
+            StoreError::InvalidData(format!(
+                "scorecard {} results for {}: {e}",
+                self.scorecard_id, self.entity_ref
+            ))
         })?;
-        Ok(RuleResult {
-            rule_id: self.rule_id,
-            status,
-            message: self.message,
-            value: self.value.map(|j| j.0),
-            evaluated_at: millis_to_time(self.evaluated_at),
+        let evaluated_at = millis_to_time(self.evaluated_at);
+        let mut out: Vec<RuleResult> = read
+            .into_iter()
+            .map(|r| RuleResult {
+                rule_id: r.rule_id,
+                status: r.status,
+                message: r.message,
+                value: r.value,
+                evaluated_at,
+            })
+            .collect();
+        out.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
+        Ok(out)
+    }
+}
+
+/// An entity's results made ready for the standings table: the
+/// ' rule=status ' tokens and the JSON array.
+struct PreparedStanding<'a> {
+    key: String,
+    evaluation: &'a EntityEvaluation,
+    statuses: String,
+    results: String,
+}
+
+impl<'a> PreparedStanding<'a> {
+    fn new(key: String, evaluation: &'a EntityEvaluation) -> Result<Self, StoreError> {
+        let mut rules: Vec<&str> = Vec::with_capacity(evaluation.results.len());
+        let mut statuses = String::from(" ");
+        for r in &evaluation.results {
+            if r.rule_id.is_empty() || r.rule_id.contains(|c: char| c.is_whitespace() || c == '=') {
+                return Err(StoreError::InvalidData(format!(
+                    "{key}: rule id {:?} is not a valid id",
+                    r.rule_id
+                )));
+            }
+            if rules.contains(&r.rule_id.as_str()) {
+                return Err(StoreError::InvalidData(format!(
+                    "{key}: rule {} is listed twice",
+                    r.rule_id
+                )));
+            }
+            rules.push(&r.rule_id);
+            statuses.push_str(&r.rule_id);
+            statuses.push('=');
+            statuses.push_str(r.status.as_str());
+            statuses.push(' ');
+        }
+        let out: Vec<ResultOut<'_>> = evaluation
+            .results
+            .iter()
+            .map(|r| ResultOut {
+                rule_id: &r.rule_id,
+                status: r.status,
+                message: r.message.as_deref(),
+                value: r.value.as_ref(),
+            })
+            .collect();
+        let results = serde_json::to_string(&out).map_err(|e| {
+            StoreError::InvalidData(format!("{key}: results cannot be written as JSON: {e}"))
+        })?;
+        Ok(PreparedStanding {
+            key,
+            evaluation,
+            statuses,
+            results,
         })
+    }
+}
+
+/// The (rule, status) pairs of a `statuses` column.
+fn status_tokens(statuses: &str) -> impl Iterator<Item = (&str, &str)> {
+    statuses
+        .split_whitespace()
+        .filter_map(|token| token.split_once('='))
+}
+
+/// Entities gained (positive) or lost per (rule, status).
+type CountChanges<'a> = HashMap<(&'a str, &'a str), i64>;
+
+/// How the per-rule counts change when `old` statuses become `new` ones.
+fn count_changes<'a>(changes: &mut CountChanges<'a>, old: Option<&'a str>, new: Option<&'a str>) {
+    for (tokens, step) in [(old, -1), (new, 1)] {
+        for key in tokens.into_iter().flat_map(status_tokens) {
+            *changes.entry(key).or_default() += step;
+        }
     }
 }
 
@@ -362,18 +470,22 @@ type LevelCount = (String, i64);
 /// (rule id, status, entities with it).
 type RuleStatusCount = (String, String, i64);
 
+/// The token a `statuses` column holds for a rule in a status.
+fn status_token(rule: &str, status: ResultStatus) -> String {
+    format!(" {rule}={} ", status.as_str())
+}
+
 const SCORECARD_COLUMNS: &str = "id, definition, created_at, updated_at";
 const EXEMPTION_COLUMNS: &str =
     "scorecard_id, entity_ref, rule_id, reason, expires_at, created_by, created_at";
-const RESULT_COLUMNS: &str =
-    "scorecard_id, entity_ref, rule_id, status, message, value, evaluated_at";
+const STANDING_COLUMNS: &str = "scorecard_id, entity_ref, results, evaluated_at";
 
 /// Joins current levels with their results into one [`EntityScorecard`]
 /// per (scorecard, entity), in the order of `levels`. Results without a
 /// level row come last.
 fn assemble(
     levels: Vec<CurrentLevelRow>,
-    results: Vec<ResultRow>,
+    results: Vec<StandingRow>,
 ) -> Result<Vec<EntityScorecard>, StoreError> {
     let mut index: HashMap<(String, String), usize> = HashMap::with_capacity(levels.len());
     let mut out: Vec<EntityScorecard> = Vec::with_capacity(levels.len());
@@ -402,64 +514,151 @@ fn assemble(
             });
             out.len() - 1
         });
-        out[slot].results.push(row.into_result()?);
+        out[slot].results = row.into_results()?;
     }
     Ok(out)
 }
 
 /// The statements of a results write, written once and instantiated per
-/// backend so each is type-checked against that backend's driver.
+/// backend so each is type-checked against that backend's driver. `$lock`
+/// ends the read of the standings a write replaces: PostgreSQL locks them
+/// (`FOR UPDATE`) so two replicas cannot both count the same old results
+/// out; SQLite's `BEGIN IMMEDIATE` already holds the only write lock.
 macro_rules! backend_impl {
-    ($module:ident, $db:ty, $conn:ty) => {
+    ($module:ident, $db:ty, $conn:ty, $lock:literal) => {
         mod $module {
             use super::*;
 
             type Db = $db;
             type Conn = $conn;
 
-            /// Removes the stored results of these entities.
-            pub(super) async fn delete_results(
+            /// Binds each key as the next item of the `IN (` list `qb` ends
+            /// with, and closes the list.
+            fn push_keys<'q>(qb: &mut QueryBuilder<'q, Db>, keys: &[&'q str]) {
+                let mut list = qb.separated(", ");
+                for key in keys {
+                    list.push_bind(*key);
+                }
+                qb.push(")");
+            }
+
+            /// `SELECT entity_ref, <value>` of these entities from `from`
+            /// (which ends with `WHERE scorecard_id = `), `and` narrowing
+            /// it further, `tail` after the key list; as a map.
+            async fn by_key(
+                conn: &mut Conn,
+                from: &str,
+                scorecard: &str,
+                and: &str,
+                keys: &[&str],
+                tail: &str,
+            ) -> Result<HashMap<String, String>, StoreError> {
+                let mut out = HashMap::with_capacity(keys.len());
+                for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<Db>::new(from);
+                    qb.push_bind(scorecard).push(and).push(" AND entity_ref IN (");
+                    push_keys(&mut qb, chunk);
+                    qb.push(tail);
+                    let rows: Vec<(String, String)> =
+                        qb.build_query_as().fetch_all(&mut *conn).await?;
+                    out.extend(rows);
+                }
+                Ok(out)
+            }
+
+            /// The `statuses` of these entities' stored standings.
+            pub(super) async fn old_statuses(
+                conn: &mut Conn,
+                scorecard: &str,
+                keys: &[&str],
+            ) -> Result<HashMap<String, String>, StoreError> {
+                let from = "SELECT entity_ref, statuses FROM scorecard_standings WHERE scorecard_id = ";
+                by_key(conn, from, scorecard, "", keys, $lock).await
+            }
+
+            /// Inserts or replaces these entities' standings.
+            pub(super) async fn upsert_standings(
+                conn: &mut Conn,
+                scorecard: &str,
+                rows: &[PreparedStanding<'_>],
+                at: i64,
+            ) -> Result<(), StoreError> {
+                for chunk in rows.chunks(STANDING_ROWS_PER_INSERT) {
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "INSERT INTO scorecard_standings (scorecard_id, entity_ref, statuses, \
+                         results, evaluated_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, row| {
+                        b.push_bind(scorecard)
+                            .push_bind(row.key.as_str())
+                            .push_bind(row.statuses.as_str())
+                            .push_bind(row.results.as_str())
+                            .push_bind(at);
+                    });
+                    qb.push(
+                        " ON CONFLICT (scorecard_id, entity_ref) DO UPDATE SET \
+                         statuses = excluded.statuses, results = excluded.results, \
+                         evaluated_at = excluded.evaluated_at",
+                    );
+                    qb.build().execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            /// Removes these entities' standings.
+            pub(super) async fn delete_standings(
                 conn: &mut Conn,
                 scorecard: &str,
                 keys: &[&str],
             ) -> Result<(), StoreError> {
                 for chunk in keys.chunks(KEYS_PER_STATEMENT) {
                     let mut qb = QueryBuilder::<Db>::new(
-                        "DELETE FROM scorecard_results WHERE scorecard_id = ",
+                        "DELETE FROM scorecard_standings WHERE scorecard_id = ",
                     );
                     qb.push_bind(scorecard).push(" AND entity_ref IN (");
-                    let mut list = qb.separated(", ");
-                    for key in chunk {
-                        list.push_bind(*key);
-                    }
-                    qb.push(")");
+                    push_keys(&mut qb, chunk);
                     qb.build().execute(&mut *conn).await?;
                 }
                 Ok(())
             }
 
-            pub(super) async fn insert_results(
+            /// Adds `changes` (per rule and status, entities gained or
+            /// lost) to the per-rule counts; counts that reach zero go.
+            pub(super) async fn change_counts(
                 conn: &mut Conn,
                 scorecard: &str,
-                rows: &[(&str, &NewRuleResult)],
-                at: i64,
+                changes: &CountChanges<'_>,
             ) -> Result<(), StoreError> {
-                for chunk in rows.chunks(RESULT_ROWS_PER_INSERT) {
+                let rows: Vec<(&str, &str, i64)> = changes
+                    .iter()
+                    .filter(|(_, n)| **n != 0)
+                    .map(|((rule, status), n)| (*rule, *status, *n))
+                    .collect();
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                for chunk in rows.chunks(COUNT_ROWS_PER_INSERT) {
                     let mut qb = QueryBuilder::<Db>::new(
-                        "INSERT INTO scorecard_results (scorecard_id, entity_ref, rule_id, \
-                         status, message, value, evaluated_at) ",
+                        "INSERT INTO scorecard_rule_counts (scorecard_id, rule_id, status, entities) ",
                     );
-                    qb.push_values(chunk, |mut b, (key, r)| {
+                    qb.push_values(chunk, |mut b, (rule, status, n)| {
                         b.push_bind(scorecard)
-                            .push_bind(*key)
-                            .push_bind(r.rule_id.as_str())
-                            .push_bind(r.status.as_str())
-                            .push_bind(r.message.as_deref())
-                            .push_bind(r.value.as_ref().map(Json))
-                            .push_bind(at);
+                            .push_bind(*rule)
+                            .push_bind(*status)
+                            .push_bind(*n);
                     });
+                    qb.push(
+                        " ON CONFLICT (scorecard_id, rule_id, status) DO UPDATE SET \
+                         entities = scorecard_rule_counts.entities + excluded.entities",
+                    );
                     qb.build().execute(&mut *conn).await?;
                 }
+                sqlx::query(
+                    "DELETE FROM scorecard_rule_counts WHERE scorecard_id = $1 AND entities <= 0",
+                )
+                .bind(scorecard)
+                .execute(&mut *conn)
+                .await?;
                 Ok(())
             }
 
@@ -469,23 +668,8 @@ macro_rules! backend_impl {
                 scorecard: &str,
                 keys: &[&str],
             ) -> Result<HashMap<String, String>, StoreError> {
-                let mut out = HashMap::with_capacity(keys.len());
-                for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-                    let mut qb = QueryBuilder::<Db>::new(
-                        "SELECT entity_ref, level FROM scorecard_levels WHERE scorecard_id = ",
-                    );
-                    qb.push_bind(scorecard)
-                        .push(" AND until_at IS NULL AND entity_ref IN (");
-                    let mut list = qb.separated(", ");
-                    for key in chunk {
-                        list.push_bind(*key);
-                    }
-                    qb.push(")");
-                    let rows: Vec<(String, String)> =
-                        qb.build_query_as().fetch_all(&mut *conn).await?;
-                    out.extend(rows);
-                }
-                Ok(out)
+                let from = "SELECT entity_ref, level FROM scorecard_levels WHERE scorecard_id = ";
+                by_key(conn, from, scorecard, " AND until_at IS NULL", keys, "").await
             }
 
             /// Ends the current level period of these entities at `at`.
@@ -501,11 +685,7 @@ macro_rules! backend_impl {
                         .push(" WHERE scorecard_id = ")
                         .push_bind(scorecard)
                         .push(" AND until_at IS NULL AND entity_ref IN (");
-                    let mut list = qb.separated(", ");
-                    for key in chunk {
-                        list.push_bind(*key);
-                    }
-                    qb.push(")");
+                    push_keys(&mut qb, chunk);
                     qb.build().execute(&mut *conn).await?;
                 }
                 Ok(())
@@ -538,17 +718,19 @@ macro_rules! backend_impl {
                 scorecard: &str,
                 keys: &[&str],
             ) -> Result<(), StoreError> {
-                delete_results(conn, scorecard, keys).await?;
+                let old = old_statuses(conn, scorecard, keys).await?;
+                let mut changes = HashMap::new();
+                for statuses in old.values() {
+                    count_changes(&mut changes, Some(statuses), None);
+                }
+                delete_standings(conn, scorecard, keys).await?;
+                change_counts(conn, scorecard, &changes).await?;
                 for chunk in keys.chunks(KEYS_PER_STATEMENT) {
                     let mut qb = QueryBuilder::<Db>::new(
                         "DELETE FROM scorecard_levels WHERE scorecard_id = ",
                     );
                     qb.push_bind(scorecard).push(" AND entity_ref IN (");
-                    let mut list = qb.separated(", ");
-                    for key in chunk {
-                        list.push_bind(*key);
-                    }
-                    qb.push(")");
+                    push_keys(&mut qb, chunk);
                     qb.build().execute(&mut *conn).await?;
                 }
                 Ok(())
@@ -558,22 +740,27 @@ macro_rules! backend_impl {
             pub(super) async fn write(
                 conn: &mut Conn,
                 scorecard: &str,
-                batch: &[(String, &EntityEvaluation)],
+                batch: &[PreparedStanding<'_>],
                 at: i64,
             ) -> Result<ResultsWritten, StoreError> {
-                let keys: Vec<&str> = batch.iter().map(|(k, _)| k.as_str()).collect();
-                delete_results(conn, scorecard, &keys).await?;
-                let rows: Vec<(&str, &NewRuleResult)> = batch
-                    .iter()
-                    .flat_map(|(k, e)| e.results.iter().map(move |r| (k.as_str(), r)))
-                    .collect();
-                insert_results(conn, scorecard, &rows, at).await?;
+                let keys: Vec<&str> = batch.iter().map(|s| s.key.as_str()).collect();
+                let old = old_statuses(conn, scorecard, &keys).await?;
+                let mut changes = HashMap::new();
+                for standing in batch {
+                    count_changes(
+                        &mut changes,
+                        old.get(&standing.key).map(String::as_str),
+                        Some(&standing.statuses),
+                    );
+                }
+                upsert_standings(conn, scorecard, batch, at).await?;
+                change_counts(conn, scorecard, &changes).await?;
 
                 let current = current_levels(conn, scorecard, &keys).await?;
                 let changed: Vec<(&str, &str)> = batch
                     .iter()
-                    .filter(|(k, e)| current.get(k.as_str()) != Some(&e.level))
-                    .map(|(k, e)| (k.as_str(), e.level.as_str()))
+                    .filter(|s| current.get(&s.key) != Some(&s.evaluation.level))
+                    .map(|s| (s.key.as_str(), s.evaluation.level.as_str()))
                     .collect();
                 let closed: Vec<&str> = changed
                     .iter()
@@ -584,7 +771,7 @@ macro_rules! backend_impl {
                 insert_levels(conn, scorecard, &changed, at).await?;
                 Ok(ResultsWritten {
                     entities: batch.len(),
-                    results: rows.len(),
+                    results: batch.iter().map(|s| s.evaluation.results.len()).sum(),
                     level_changes: changed.len(),
                 })
             }
@@ -592,8 +779,8 @@ macro_rules! backend_impl {
     };
 }
 
-backend_impl!(sqlite, sqlx::Sqlite, sqlx::SqliteConnection);
-backend_impl!(postgres, sqlx::Postgres, sqlx::PgConnection);
+backend_impl!(sqlite, sqlx::Sqlite, sqlx::SqliteConnection, "");
+backend_impl!(postgres, sqlx::Postgres, sqlx::PgConnection, " FOR UPDATE");
 
 /// Runs the same body against whichever backend module fits the pool, in
 /// one transaction. On SQLite it is `BEGIN IMMEDIATE`, taking the write
@@ -690,7 +877,12 @@ impl Store {
         // SQLite's per-connection foreign_keys setting.
         let deleted = on_pool!(&self.pool, pool => {
             let mut tx = pool.begin().await?;
-            for table in ["scorecard_results", "scorecard_levels", "scorecard_exemptions"] {
+            for table in [
+                "scorecard_standings",
+                "scorecard_rule_counts",
+                "scorecard_levels",
+                "scorecard_exemptions",
+            ] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE scorecard_id = $1"))
                     .bind(id)
                     .execute(&mut *tx)
@@ -806,8 +998,9 @@ impl Store {
     /// differs from the current one (or there is none yet).
     ///
     /// Fails without writing if an entity appears twice in the batch
-    /// ([`StoreError::DuplicateEntity`]), or with [`StoreError::Database`]
-    /// if the scorecard does not exist or an entity lists a rule twice.
+    /// ([`StoreError::DuplicateEntity`]), an entity lists a rule twice or
+    /// a rule id holds a space or `=` ([`StoreError::InvalidData`]), or
+    /// with [`StoreError::Database`] if the scorecard does not exist.
     pub async fn write_scorecard_results(
         &self,
         scorecard_id: &str,
@@ -821,7 +1014,7 @@ impl Store {
             if !seen.insert(key.clone()) {
                 return Err(StoreError::DuplicateEntity(key));
             }
-            batch.push((key, evaluation));
+            batch.push(PreparedStanding::new(key, evaluation)?);
         }
         if batch.is_empty() {
             return Ok(ResultsWritten::default());
@@ -863,8 +1056,8 @@ impl Store {
             .fetch_all(pool)
             .await?;
             let rules = sqlx::query_as(
-                "SELECT rule_id, status, COUNT(*) FROM scorecard_results \
-                 WHERE scorecard_id = $1 GROUP BY rule_id, status",
+                "SELECT rule_id, status, entities FROM scorecard_rule_counts \
+                 WHERE scorecard_id = $1 AND entities > 0",
             )
             .bind(scorecard_id)
             .fetch_all(pool)
@@ -919,18 +1112,23 @@ impl Store {
             "SELECT scorecard_id, entity_ref, level, at FROM scorecard_levels \
              WHERE scorecard_id = $1 AND until_at IS NULL AND entity_ref > $2",
         );
-        let mut binds: Vec<&str> = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
         if let Some(level) = &filter.level {
-            binds.push(level);
+            binds.push(level.clone());
             sql.push_str(&format!(" AND level = ${}", binds.len() + 3));
         }
         if let Some((rule, status)) = &filter.rule {
-            binds.push(rule);
-            binds.push(status.as_str());
+            // instr (SQLite) and strpos (PostgreSQL) take the same
+            // arguments: where to look, what to find.
+            let find = match &self.pool {
+                Pool::Sqlite(_) => "instr",
+                Pool::Postgres(_) => "strpos",
+            };
+            binds.push(status_token(rule, *status));
             sql.push_str(&format!(
-                " AND entity_ref IN (SELECT entity_ref FROM scorecard_results \
-                 WHERE scorecard_id = $1 AND rule_id = ${} AND status = ${})",
-                binds.len() + 2,
+                " AND EXISTS (SELECT 1 FROM scorecard_standings s \
+                 WHERE s.scorecard_id = $1 AND s.entity_ref = scorecard_levels.entity_ref \
+                 AND {find}(s.statuses, ${}) > 0)",
                 binds.len() + 3
             ));
         }
@@ -941,7 +1139,7 @@ impl Store {
                 .bind(&after)
                 .bind(limit);
             for value in &binds {
-                query = query.bind(*value);
+                query = query.bind(value.as_str());
             }
             query.fetch_all(pool).await?
         });
@@ -950,10 +1148,10 @@ impl Store {
         };
         let (first, last) = (first.entity_ref.clone(), last.entity_ref.clone());
         let sql = format!(
-            "SELECT {RESULT_COLUMNS} FROM scorecard_results WHERE scorecard_id = $1 \
-             AND entity_ref >= $2 AND entity_ref <= $3 ORDER BY entity_ref, rule_id"
+            "SELECT {STANDING_COLUMNS} FROM scorecard_standings WHERE scorecard_id = $1 \
+             AND entity_ref >= $2 AND entity_ref <= $3 ORDER BY entity_ref"
         );
-        let results: Vec<ResultRow> = on_pool!(&self.pool, pool => {
+        let results: Vec<StandingRow> = on_pool!(&self.pool, pool => {
             sqlx::query_as(&sql)
                 .bind(scorecard_id)
                 .bind(&first)
@@ -962,7 +1160,7 @@ impl Store {
                 .await?
         });
         let mut page = assemble(levels, results)?;
-        // A result row in the range whose entity has no level row would
+        // A standing in the range whose entity has no level row would
         // have been appended at the end; it is not part of this page.
         page.retain(|e| e.level.is_some());
         Ok(page)
@@ -976,10 +1174,10 @@ impl Store {
     ) -> Result<Vec<EntityScorecard>, StoreError> {
         let entity = entity_ref.to_lowercase();
         let sql = format!(
-            "SELECT {RESULT_COLUMNS} FROM scorecard_results WHERE entity_ref = $1 \
-             ORDER BY scorecard_id, rule_id"
+            "SELECT {STANDING_COLUMNS} FROM scorecard_standings WHERE entity_ref = $1 \
+             ORDER BY scorecard_id"
         );
-        let (levels, results): (Vec<CurrentLevelRow>, Vec<ResultRow>) = on_pool!(&self.pool, pool => {
+        let (levels, results): (Vec<CurrentLevelRow>, Vec<StandingRow>) = on_pool!(&self.pool, pool => {
             let levels = sqlx::query_as(
                 "SELECT scorecard_id, entity_ref, level, at FROM scorecard_levels \
                  WHERE entity_ref = $1 AND until_at IS NULL ORDER BY scorecard_id",

@@ -44,8 +44,8 @@ pub const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// pages, which makes nearly every large write pay for a checkpoint).
 pub const SQLITE_WAL_BACKSTOP_PAGES: u32 = 64 * 1024;
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+pub(crate) static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Which database a [`Store`] runs on. Serialised in lowercase
 /// (`"sqlite"`, `"postgres"`), e.g. in the readiness report.

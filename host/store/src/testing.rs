@@ -89,6 +89,50 @@ impl TestDatabase {
         }
     }
 
+    /// Brings this new database to the schema an older Portolan left: the
+    /// store's migrations up to and including `version`, no further. An
+    /// upgrade test then writes rows the way that version did and opens the
+    /// database with [`Store::connect`](crate::Store::connect), which
+    /// applies the rest.
+    ///
+    /// # Panics
+    ///
+    /// If the database cannot be opened or a migration fails.
+    pub async fn migrate_up_to(&self, version: i64) {
+        let all = match self.kind {
+            Kind::Sqlite => &crate::store::SQLITE_MIGRATIONS,
+            Kind::Postgres { .. } => &crate::store::POSTGRES_MIGRATIONS,
+        };
+        let old = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(
+                all.iter()
+                    .filter(|m| m.version <= version)
+                    .cloned()
+                    .collect(),
+            ),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        let done = match self.kind {
+            Kind::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", self.url))
+                    .await
+                    .expect("open the SQLite test database");
+                let done = old.run(&pool).await;
+                pool.close().await;
+                done
+            }
+            Kind::Postgres { .. } => {
+                let pool = sqlx::PgPool::connect(&self.url)
+                    .await
+                    .expect("open the PostgreSQL test database");
+                let done = old.run(&pool).await;
+                pool.close().await;
+                done
+            }
+        };
+        done.unwrap_or_else(|e| panic!("migrating up to {version}: {e}"));
+    }
+
     /// Drops the PostgreSQL database, even if connections are still open
     /// (`WITH (FORCE)`). Nothing to do for SQLite.
     pub async fn drop_db(self) {

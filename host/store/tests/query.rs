@@ -1283,20 +1283,7 @@ mod suite {
             portolan_store::Backend::Sqlite => TestDatabase::sqlite(dir.path()).await,
             portolan_store::Backend::Postgres => TestDatabase::postgres().await,
         };
-        let folder = match backend {
-            portolan_store::Backend::Sqlite => "sqlite",
-            portolan_store::Backend::Postgres => "postgres",
-        };
-        let migrations =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("migrations/{folder}"));
-        let mut old = sqlx::migrate::Migrator::new(migrations).await.unwrap();
-        old.migrations = old
-            .migrations
-            .iter()
-            .filter(|m| m.version <= 2)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into();
+        db.migrate_up_to(2).await;
         let body = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
             "metadata": {"name": "Legacy-App", "title": "Old Faithful"},
             "spec": {"type": "service", "lifecycle": "production", "owner": "Team-Z"}})
@@ -1318,7 +1305,6 @@ mod suite {
                 let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url))
                     .await
                     .unwrap();
-                old.run(&pool).await.unwrap();
                 sqlx::query(insert)
                     .bind(&body)
                     .execute(&pool)
@@ -1329,7 +1315,6 @@ mod suite {
             }
             portolan_store::Backend::Postgres => {
                 let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-                old.run(&pool).await.unwrap();
                 sqlx::query(&insert.replace("$1", "$1::jsonb"))
                     .bind(&body)
                     .execute(&pool)
@@ -1422,20 +1407,7 @@ mod suite {
                 TestDatabase::postgres().await,
             ),
         };
-        let folder = match backend {
-            portolan_store::Backend::Sqlite => "sqlite",
-            portolan_store::Backend::Postgres => "postgres",
-        };
-        let migrations =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("migrations/{folder}"));
-        let mut old = sqlx::migrate::Migrator::new(migrations).await.unwrap();
-        old.migrations = old
-            .migrations
-            .iter()
-            .filter(|m| m.version <= 5)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into();
+        db.migrate_up_to(5).await;
         let mut before = catalog();
         // A relation whose target spells a name in another case, and a
         // component that depends on itself: both rows of a pair meet.
@@ -1449,7 +1421,6 @@ mod suite {
                 let pool = sqlx::SqlitePool::connect(&format!("{}?mode=rwc", db.url))
                     .await
                     .unwrap();
-                old.run(&pool).await.unwrap();
                 let mut conn = pool.acquire().await.unwrap();
                 write_as_of_0005::<sqlx::Sqlite>(&mut conn, &before, "").await;
                 drop(conn);
@@ -1457,7 +1428,6 @@ mod suite {
             }
             portolan_store::Backend::Postgres => {
                 let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-                old.run(&pool).await.unwrap();
                 let mut conn = pool.acquire().await.unwrap();
                 write_as_of_0005::<sqlx::Postgres>(&mut conn, &before, "::jsonb").await;
                 drop(conn);

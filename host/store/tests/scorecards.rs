@@ -4,7 +4,8 @@
 use chrono::{Duration, TimeZone, Utc};
 use portolan_store::testing::TestDatabase;
 use portolan_store::{
-    EntityEvaluation, NewRuleResult, NewScorecardExemption, ResultStatus, Store, StoreError,
+    EntityEvaluation, NewRuleResult, NewScorecardExemption, ResultStatus, StandingFilter, Store,
+    StoreError,
 };
 use serde_json::json;
 
@@ -308,8 +309,7 @@ mod suite {
             "{err:?}"
         );
 
-        // A rule listed twice breaks the results' key in the database; the
-        // rollback leaves nothing of the batch behind.
+        // A rule listed twice is refused before anything is written.
         let err = store
             .write_scorecard_results(
                 "production-readiness",
@@ -325,7 +325,10 @@ mod suite {
             )
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+        assert!(
+            matches!(&err, StoreError::InvalidData(m) if m.contains("has-owner is listed twice")),
+            "{err:?}"
+        );
         let summary = store
             .scorecard_summary("production-readiness")
             .await
@@ -397,6 +400,40 @@ mod suite {
         assert_eq!(coverage.message.as_deref(), Some("coverage is error"));
         assert_eq!(coverage.evaluated_at, at(1));
         assert_eq!(mine[0].results[1].message, None);
+
+        // The per-rule counts follow the replacement: the old rule and the
+        // old failure are counted out.
+        let summary = store
+            .scorecard_summary("production-readiness")
+            .await
+            .unwrap();
+        let rules: Vec<(&str, u64, u64, u64)> = summary
+            .rules
+            .iter()
+            .map(|(rule, c)| (rule.as_str(), c.pass, c.fail, c.error))
+            .collect();
+        assert_eq!(rules, [("coverage", 0, 0, 1), ("has-owner", 1, 0, 0)]);
+
+        // The drill-down finds an entity by one rule's status, and only by
+        // that rule's: "owner" is not "has-owner".
+        let by = |rule: &str, status: ResultStatus| StandingFilter {
+            level: None,
+            rule: Some((rule.to_owned(), status)),
+        };
+        for (filter, found) in [
+            (by("has-owner", Pass), vec![web]),
+            (by("has-owner", Fail), vec![]),
+            (by("owner", Pass), vec![]),
+            (by("coverage", Error), vec![web]),
+            (by("old-rule", Pass), vec![]),
+        ] {
+            let page = store
+                .scorecard_entities_where("production-readiness", &filter, None, 10)
+                .await
+                .unwrap();
+            let refs: Vec<&str> = page.iter().map(|e| e.entity_ref.as_str()).collect();
+            assert_eq!(refs, found, "{:?}", filter.rule);
+        }
     }
 
     pub async fn exemptions_are_listed_replaced_and_deleted(store: Store) {
@@ -612,5 +649,122 @@ mod suite {
             .unwrap();
         assert_eq!(summary.entities, 1);
         assert_eq!(summary.levels["Basic"], 1);
+        let owner = summary.rules["has-owner"];
+        assert_eq!((owner.pass, owner.fail), (0, 1));
+    }
+}
+
+/// Results written before migration 0009 (one row per rule) read the same
+/// after it (one row per entity), counts and drill-down included.
+mod upgrade {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        results_survive_the_move_to_standings(TestDatabase::sqlite(dir.path()).await).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        results_survive_the_move_to_standings(TestDatabase::postgres().await).await;
+    }
+
+    /// The rows the store wrote before 0009.
+    const BEFORE: [&str; 3] = [
+        "INSERT INTO scorecards (id, definition, created_at, updated_at) \
+         VALUES ('ready', '{}', 0, 0)",
+        "INSERT INTO scorecard_results (scorecard_id, entity_ref, rule_id, status, message, \
+         value, evaluated_at) VALUES \
+         ('ready', 'component:default/a', 'has-owner', 'pass', NULL, NULL, 1000), \
+         ('ready', 'component:default/a', 'coverage', 'fail', 'too low', '0.5', 1000), \
+         ('ready', 'component:default/b', 'has-owner', 'fail', 'no owner', NULL, 2000)",
+        "INSERT INTO scorecard_levels (scorecard_id, entity_ref, level, at) VALUES \
+         ('ready', 'component:default/a', 'Bronze', 1000), \
+         ('ready', 'component:default/b', 'Basic', 2000)",
+    ];
+
+    async fn results_survive_the_move_to_standings(db: TestDatabase) {
+        db.migrate_up_to(8).await;
+        if db.url.starts_with("sqlite") {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            for statement in BEFORE {
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            for statement in BEFORE {
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+
+        let store = Store::connect(&db.url).await.unwrap();
+        let summary = store.scorecard_summary("ready").await.unwrap();
+        assert_eq!(summary.entities, 2);
+        let rules: Vec<(&str, u64, u64)> = summary
+            .rules
+            .iter()
+            .map(|(rule, c)| (rule.as_str(), c.pass, c.fail))
+            .collect();
+        assert_eq!(rules, [("coverage", 0, 1), ("has-owner", 1, 1)]);
+
+        let a = store
+            .entity_scorecards("component:default/a")
+            .await
+            .unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].level.as_deref(), Some("Bronze"));
+        let read: Vec<(&str, ResultStatus, Option<&str>, Option<serde_json::Value>)> = a[0]
+            .results
+            .iter()
+            .map(|r| {
+                (
+                    r.rule_id.as_str(),
+                    r.status,
+                    r.message.as_deref(),
+                    r.value.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("coverage", Fail, Some("too low"), Some(json!(0.5))),
+                ("has-owner", Pass, None, None),
+            ]
+        );
+        assert_eq!(a[0].results[0].evaluated_at.timestamp_millis(), 1000);
+
+        let failing = StandingFilter {
+            level: None,
+            rule: Some(("has-owner".into(), Fail)),
+        };
+        let page = store
+            .scorecard_entities_where("ready", &failing, None, 10)
+            .await
+            .unwrap();
+        let refs: Vec<&str> = page.iter().map(|e| e.entity_ref.as_str()).collect();
+        assert_eq!(refs, ["component:default/b"]);
+
+        // A new evaluation moves the migrated counts on.
+        store
+            .write_scorecard_results(
+                "ready",
+                &[evaluation(
+                    "component:default/b",
+                    "Bronze",
+                    &[("has-owner", Pass)],
+                )],
+                at(0),
+            )
+            .await
+            .unwrap();
+        let summary = store.scorecard_summary("ready").await.unwrap();
+        assert_eq!(summary.rules["has-owner"].pass, 2);
+        assert_eq!(summary.rules["has-owner"].fail, 0);
+        store.close().await;
+        db.drop_db().await;
     }
 }
