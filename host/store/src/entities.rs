@@ -311,7 +311,7 @@ struct Existing {
 #[derive(sqlx::FromRow)]
 pub(crate) struct EntityRow {
     pub(crate) entity_ref: String,
-    body: Json<Value>,
+    body: Body,
     etag: String,
     origin: String,
     created_at: DateTime<Utc>,
@@ -326,9 +326,45 @@ pub(crate) struct RelationOut {
     target_ref: String,
 }
 
+/// A stored body, read straight into an [`Entity`] (not through a JSON
+/// value first: listing pages and evaluations read many). A body that does
+/// not parse is kept as its error, so that the caller can name the entity.
+pub(crate) struct Body(Result<Entity, String>);
+
+/// The column type and decoding of [`Body`] for one backend: whatever
+/// `Json<Entity>` accepts, with a parse failure kept rather than raised.
+macro_rules! body_decode {
+    ($db:ty) => {
+        impl sqlx::Type<$db> for Body {
+            fn type_info() -> <$db as sqlx::Database>::TypeInfo {
+                <Json<Entity> as sqlx::Type<$db>>::type_info()
+            }
+
+            fn compatible(ty: &<$db as sqlx::Database>::TypeInfo) -> bool {
+                <Json<Entity> as sqlx::Type<$db>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, $db> for Body {
+            fn decode(
+                value: <$db as sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(Body(
+                    <Json<Entity> as sqlx::Decode<'r, $db>>::decode(value)
+                        .map(|json| json.0)
+                        .map_err(|e| e.to_string()),
+                ))
+            }
+        }
+    };
+}
+
+body_decode!(sqlx::Sqlite);
+body_decode!(sqlx::Postgres);
+
 impl EntityRow {
     pub(crate) fn into_stored(self, relations: Vec<Relation>) -> Result<StoredEntity, StoreError> {
-        let mut entity: Entity = serde_json::from_value(self.body.0).map_err(|e| {
+        let mut entity: Entity = self.body.0.map_err(|e| {
             StoreError::InvalidData(format!(
                 "entity {}: body does not parse: {e}",
                 self.entity_ref
