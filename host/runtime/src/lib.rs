@@ -45,7 +45,7 @@ pub use bindings::Contract;
 pub use call::{CallControl, CallError, CallReport, LogLevel, LogLine, LogSink};
 pub use catalog::{CatalogAccess, CatalogLookup, LookupError, MAX_LOOKUP_REFS};
 pub use engine::{Runtime, RuntimeConfig};
-pub use plugin::{Plugin, Role};
+pub use plugin::{EntityBatch, Plugin, Role};
 pub use registry::{PluginEntry, PluginStatus, Registry};
 pub use schedule::Schedule;
 pub use sidecar::{Grants, Limits, ScaffoldStep, ScaffoldTarget, Sidecar};

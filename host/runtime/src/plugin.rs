@@ -8,8 +8,9 @@
 //! ([`Contract`]); the typed calls take and return the current model either
 //! way, and older versions are adapted (`crate::convert`).
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -64,6 +65,73 @@ pub struct Description {
     /// `checks` ([`CheckInfo`]); an action's [`ActionInfo`].
     #[serde(flatten)]
     pub details: serde_json::Map<String, Value>,
+}
+
+/// Entities to evaluate, with their conversions into each contract
+/// version's shape made on first use and kept: a scorecard's rules (often
+/// ten or more) evaluate the same batch, and converting it (copying every
+/// string, writing each `spec` as JSON text) once instead of per rule is a
+/// good share of a check call's host-side cost.
+pub struct EntityBatch<'a> {
+    entities: Cow<'a, [Entity]>,
+    v0_3: OnceLock<Vec<v0_3::types::Entity>>,
+    v0_2: OnceLock<Vec<v0_2::types::Entity>>,
+    v0_1: OnceLock<Vec<v0_1::types::Entity>>,
+}
+
+impl EntityBatch<'static> {
+    /// A batch that owns its entities (to share between threads).
+    pub fn new(entities: Vec<Entity>) -> Self {
+        EntityBatch::from_cow(Cow::Owned(entities))
+    }
+}
+
+impl<'a> EntityBatch<'a> {
+    /// A batch over borrowed entities.
+    pub fn borrowed(entities: &'a [Entity]) -> Self {
+        EntityBatch::from_cow(Cow::Borrowed(entities))
+    }
+
+    fn from_cow(entities: Cow<'a, [Entity]>) -> Self {
+        EntityBatch {
+            entities,
+            v0_3: OnceLock::new(),
+            v0_2: OnceLock::new(),
+            v0_1: OnceLock::new(),
+        }
+    }
+
+    /// The entities, in order.
+    pub fn entities(&self) -> &[Entity] {
+        &self.entities
+    }
+
+    /// The entities `sent` to a call in a contract's shape: when they are
+    /// the whole batch (every entity is of a kind the check applies to, the
+    /// usual case), the batch's conversion, made once; otherwise the call's
+    /// own conversion of those it sends.
+    fn shaped<'s, T>(&'s self, cache: &'s OnceLock<Vec<T>>, sent: &[&Entity]) -> Cow<'s, [T]>
+    where
+        T: Clone + for<'e> From<&'e Entity>,
+    {
+        if sent.len() == self.entities.len() {
+            Cow::Borrowed(cache.get_or_init(|| self.entities.iter().map(T::from).collect()))
+        } else {
+            Cow::Owned(sent.iter().map(|e| T::from(e)).collect())
+        }
+    }
+
+    fn v0_3(&self, sent: &[&Entity]) -> Cow<'_, [v0_3::types::Entity]> {
+        self.shaped(&self.v0_3, sent)
+    }
+
+    fn v0_2(&self, sent: &[&Entity]) -> Cow<'_, [v0_2::types::Entity]> {
+        self.shaped(&self.v0_2, sent)
+    }
+
+    fn v0_1(&self, sent: &[&Entity]) -> Cow<'_, [v0_1::types::Entity]> {
+        self.shaped(&self.v0_1, sent)
+    }
 }
 
 /// A component pre-linked against its role's world, per contract version.
@@ -488,6 +556,19 @@ impl Plugin {
         parameters: &Value,
         entities: &[Entity],
     ) -> CallReport<Vec<CheckOutcome>> {
+        self.evaluate_batch(check, parameters, &EntityBatch::borrowed(entities))
+    }
+
+    /// [`Plugin::evaluate`] on a batch that keeps its entities in the
+    /// contracts' shapes once converted, so that many rules (or plugins)
+    /// evaluating the same entities convert them once.
+    pub fn evaluate_batch(
+        &self,
+        check: &str,
+        parameters: &Value,
+        batch: &EntityBatch<'_>,
+    ) -> CallReport<Vec<CheckOutcome>> {
+        let entities = batch.entities();
         if self.role != Role::ScorecardCheck {
             return self.wrong_role(Role::ScorecardCheck);
         }
@@ -517,8 +598,7 @@ impl Plugin {
             self.call(self.timeout(), |pre, store| {
                 let result = match pre {
                     Pre::Check(p) => {
-                        let batch: Vec<v0_3::types::Entity> =
-                            sent.iter().map(|e| (*e).into()).collect();
+                        let batch = batch.v0_3(&sent);
                         p.instantiate(&mut *store)?
                             .portolan_plugin_check()
                             .call_evaluate(&mut *store, check, &params, &batch)?
@@ -526,8 +606,7 @@ impl Plugin {
                             .and_then(|o| convert::check_outcomes(o, expected))
                     }
                     Pre::CheckV0_2(p) => {
-                        let batch: Vec<v0_2::types::Entity> =
-                            sent.iter().map(|e| (*e).into()).collect();
+                        let batch = batch.v0_2(&sent);
                         p.instantiate(&mut *store)?
                             .portolan_plugin_check()
                             .call_evaluate(&mut *store, check, &params, &batch)?
@@ -535,8 +614,7 @@ impl Plugin {
                             .and_then(|o| convert::check_outcomes(o, expected))
                     }
                     Pre::CheckV0_1(p) => {
-                        let batch: Vec<v0_1::types::Entity> =
-                            sent.iter().map(|e| (*e).into()).collect();
+                        let batch = batch.v0_1(&sent);
                         p.instantiate(&mut *store)?
                             .portolan_plugin_check()
                             .call_evaluate(&mut *store, &params, &batch)?

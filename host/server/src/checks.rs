@@ -3,8 +3,8 @@
 //! place that speaks the runtime's check API, so that the rest of the
 //! server does not depend on its shape.
 
-use portolan_runtime::model::{CheckStatus, Entity as PluginEntity};
-use portolan_runtime::{CallError, Plugin};
+use portolan_runtime::model::CheckStatus;
+use portolan_runtime::{CallError, EntityBatch, Plugin};
 use portolan_scorecards::{CheckAnswer, Outcome};
 use serde::Serialize;
 use serde_json::Value;
@@ -38,14 +38,15 @@ pub fn offers(plugin: &Plugin) -> Vec<CheckOffer> {
 }
 
 /// Calls `check` of `plugin` on a batch: one answer per entity, in order.
-/// Blocking: call it on the blocking pool.
+/// Blocking: call it on the blocking pool. Share one batch between the
+/// rules that evaluate the same entities: it converts them once.
 pub fn evaluate(
     plugin: &Plugin,
     check: &str,
     parameters: &Value,
-    entities: &[PluginEntity],
+    entities: &EntityBatch<'_>,
 ) -> Result<Vec<CheckAnswer>, CallError> {
-    let report = plugin.evaluate(check, parameters, entities);
+    let report = plugin.evaluate_batch(check, parameters, entities);
     Ok(report
         .result?
         .into_iter()

@@ -34,7 +34,9 @@ use portolan_catalog::{Entity as CatalogEntity, EntityRef, RefDefaults};
 use portolan_runtime::model::{
     Entity as PluginEntity, Link as PluginLink, Metadata, Relation as PluginRelation,
 };
-use portolan_runtime::{CallError, Plugin, PluginEntry, PluginStatus, Role as PluginRole};
+use portolan_runtime::{
+    CallError, EntityBatch, Plugin, PluginEntry, PluginStatus, Role as PluginRole,
+};
 use portolan_scorecards::{
     covers, evaluate_entity, ActiveExemptions, CheckAnswer, CheckRef, Exemption, Outcome,
     ScorecardDefinition,
@@ -556,12 +558,12 @@ impl Plan {
                         .chunks(CALL_BATCH)
                         .map(|indices| CallBatch {
                             indices: Arc::new(indices.to_vec()),
-                            entities: Arc::new(
+                            entities: Arc::new(EntityBatch::new(
                                 indices
                                     .iter()
                                     .map(|&i| plugin_entity(&entities[i]))
                                     .collect(),
-                            ),
+                            )),
                         })
                         .collect()
                 });
@@ -635,11 +637,12 @@ impl Plan {
 }
 
 /// One call's share of a chunk: the entities' positions in the chunk and
-/// the entities as plugins see them.
+/// the entities as plugins see them (converted to a contract's shape once,
+/// for every rule that calls a plugin of that contract).
 #[derive(Clone)]
 struct CallBatch {
     indices: Arc<Vec<usize>>,
-    entities: Arc<Vec<PluginEntity>>,
+    entities: Arc<EntityBatch<'static>>,
 }
 
 fn error_answer(message: String) -> CheckAnswer {
@@ -791,8 +794,21 @@ async fn evaluate_scope(
         Scope::All => {
             let mut query = coverage_query(&plan.definition);
             let mut seen: HashSet<String> = HashSet::new();
-            loop {
-                let page = state.store.list_entities(&query).await?;
+            // Each page is read while the one before it is evaluated.
+            let read = |query: EntityQuery| {
+                let store = state.store.clone();
+                tokio::spawn(async move { store.list_entities(&query).await })
+            };
+            let mut next = Some(read(query.clone()));
+            while let Some(reading) = next.take() {
+                let page = reading.await.map_err(|e| Failure {
+                    code: "database",
+                    message: format!("reading the catalog stopped: {e}"),
+                })??;
+                if let Some(after) = &page.next_after {
+                    query.after = Some(after.clone());
+                    next = Some(read(query.clone()));
+                }
                 let covered: Vec<CatalogEntity> = page
                     .items
                     .into_iter()
@@ -810,10 +826,6 @@ async fn evaluate_scope(
                         .store
                         .renew_job(job_id, owner, LEASE, Some(&progress))
                         .await?;
-                }
-                match page.next_after {
-                    Some(after) => query.after = Some(after),
-                    None => break,
                 }
             }
             writer.finish(&mut counts).await?;
