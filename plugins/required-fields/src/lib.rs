@@ -52,7 +52,7 @@ impl ScorecardCheck for RequiredFields {
         let fields = fields(&parameters)?;
         Ok(entities
             .iter()
-            .map(|entity| evaluate_one(&entity.to_descriptor(), &fields))
+            .map(|entity| evaluate_one(entity, &fields))
             .collect())
     }
 }
@@ -84,10 +84,10 @@ fn fields(parameters: &Value) -> Result<Vec<String>, Error> {
         .collect()
 }
 
-fn evaluate_one(descriptor: &Value, fields: &[String]) -> Outcome {
+fn evaluate_one(entity: &Entity, fields: &[String]) -> Outcome {
     let missing: Vec<&str> = fields
         .iter()
-        .filter(|f| !is_filled(lookup(descriptor, f)))
+        .filter(|f| !is_filled(entity.field(f).as_ref()))
         .map(String::as_str)
         .collect();
     if missing.is_empty() {
@@ -95,31 +95,6 @@ fn evaluate_one(descriptor: &Value, fields: &[String]) -> Outcome {
     } else {
         Outcome::fail(format!("missing or empty: {}", missing.join(", ")))
             .with_value(json!({ "missing": missing }))
-    }
-}
-
-/// Follows a dotted path. Keys may contain dots themselves (annotation keys
-/// such as `backstage.io/techdocs-ref`), so at each level the longest run of
-/// segments that names a key is tried first. A numeric segment indexes a list.
-fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
-    let segments: Vec<&str> = path.split('.').collect();
-    lookup_segments(value, &segments)
-}
-
-fn lookup_segments<'a>(value: &'a Value, segments: &[&str]) -> Option<&'a Value> {
-    if segments.is_empty() {
-        return Some(value);
-    }
-    match value {
-        Value::Object(map) => (1..=segments.len()).rev().find_map(|take| {
-            let child = map.get(&segments[..take].join("."))?;
-            lookup_segments(child, &segments[take..])
-        }),
-        Value::Array(items) => {
-            let index: usize = segments[0].parse().ok()?;
-            lookup_segments(items.get(index)?, &segments[1..])
-        }
-        _ => None,
     }
 }
 
@@ -158,7 +133,7 @@ mod tests {
             "spec.system",
         ]
         .map(String::from);
-        let outcome = evaluate_one(&entity().to_descriptor(), &fields);
+        let outcome = evaluate_one(&entity(), &fields);
         assert_eq!(outcome.status, Status::Fail);
         assert_eq!(
             outcome.message.as_deref(),
@@ -174,10 +149,7 @@ mod tests {
             "kind",
         ]
         .map(String::from);
-        assert_eq!(
-            evaluate_one(&entity().to_descriptor(), &fields).status,
-            Status::Pass
-        );
+        assert_eq!(evaluate_one(&entity(), &fields).status, Status::Pass);
     }
 
     #[test]

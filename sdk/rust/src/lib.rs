@@ -101,7 +101,7 @@ pub mod source;
 
 pub use action::Action;
 pub use check::ScorecardCheck;
-pub use entity::{About, DescriptorError, Entity, Link, Pair, Relation};
+pub use entity::{lookup_path, About, DescriptorError, Entity, Link, Pair, Relation};
 pub use host::{log, secret, setting, settings, Level, SecretError};
 pub use scaffold::ScaffoldGenerator;
 pub use source::CatalogSource;
