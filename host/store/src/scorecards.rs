@@ -520,17 +520,35 @@ fn assemble(
 }
 
 /// The statements of a results write, written once and instantiated per
-/// backend so each is type-checked against that backend's driver. `$lock`
-/// ends the read of the standings a write replaces: PostgreSQL locks them
-/// (`FOR UPDATE`) so two replicas cannot both count the same old results
-/// out; SQLite's `BEGIN IMMEDIATE` already holds the only write lock.
+/// backend so each is type-checked against that backend's driver.
+///
+/// `$serialize` is run first in every write and forget of a scorecard's
+/// results: the per-rule counts move by what each write finds stored, so
+/// two writers of one scorecard must not both read the same old standings
+/// (or both find none and both count a new entity in). On PostgreSQL it
+/// locks the scorecard's row against other writers of its results (`FOR
+/// NO KEY UPDATE`: the foreign key checks of other tables still pass); on
+/// SQLite, `BEGIN IMMEDIATE` already holds the only write lock.
 macro_rules! backend_impl {
-    ($module:ident, $db:ty, $conn:ty, $lock:literal) => {
+    ($module:ident, $db:ty, $conn:ty, $serialize:expr) => {
         mod $module {
             use super::*;
 
             type Db = $db;
             type Conn = $conn;
+
+            /// Waits until no other transaction writes this scorecard's
+            /// results; see `$serialize` above.
+            async fn serialize(conn: &mut Conn, scorecard: &str) -> Result<(), StoreError> {
+                let statement: Option<&str> = $serialize;
+                if let Some(statement) = statement {
+                    sqlx::query(statement)
+                        .bind(scorecard)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            }
 
             /// Binds each key as the next item of the `IN (` list `qb` ends
             /// with, and closes the list.
@@ -544,21 +562,19 @@ macro_rules! backend_impl {
 
             /// `SELECT entity_ref, <value>` of these entities from `from`
             /// (which ends with `WHERE scorecard_id = `), `and` narrowing
-            /// it further, `tail` after the key list; as a map.
+            /// it further; as a map.
             async fn by_key(
                 conn: &mut Conn,
                 from: &str,
                 scorecard: &str,
                 and: &str,
                 keys: &[&str],
-                tail: &str,
             ) -> Result<HashMap<String, String>, StoreError> {
                 let mut out = HashMap::with_capacity(keys.len());
                 for chunk in keys.chunks(KEYS_PER_STATEMENT) {
                     let mut qb = QueryBuilder::<Db>::new(from);
                     qb.push_bind(scorecard).push(and).push(" AND entity_ref IN (");
                     push_keys(&mut qb, chunk);
-                    qb.push(tail);
                     let rows: Vec<(String, String)> =
                         qb.build_query_as().fetch_all(&mut *conn).await?;
                     out.extend(rows);
@@ -573,7 +589,7 @@ macro_rules! backend_impl {
                 keys: &[&str],
             ) -> Result<HashMap<String, String>, StoreError> {
                 let from = "SELECT entity_ref, statuses FROM scorecard_standings WHERE scorecard_id = ";
-                by_key(conn, from, scorecard, "", keys, $lock).await
+                by_key(conn, from, scorecard, "", keys).await
             }
 
             /// Inserts or replaces these entities' standings.
@@ -669,7 +685,7 @@ macro_rules! backend_impl {
                 keys: &[&str],
             ) -> Result<HashMap<String, String>, StoreError> {
                 let from = "SELECT entity_ref, level FROM scorecard_levels WHERE scorecard_id = ";
-                by_key(conn, from, scorecard, " AND until_at IS NULL", keys, "").await
+                by_key(conn, from, scorecard, " AND until_at IS NULL", keys).await
             }
 
             /// Ends the current level period of these entities at `at`.
@@ -718,6 +734,7 @@ macro_rules! backend_impl {
                 scorecard: &str,
                 keys: &[&str],
             ) -> Result<(), StoreError> {
+                serialize(conn, scorecard).await?;
                 let old = old_statuses(conn, scorecard, keys).await?;
                 let mut changes = HashMap::new();
                 for statuses in old.values() {
@@ -743,6 +760,7 @@ macro_rules! backend_impl {
                 batch: &[PreparedStanding<'_>],
                 at: i64,
             ) -> Result<ResultsWritten, StoreError> {
+                serialize(conn, scorecard).await?;
                 let keys: Vec<&str> = batch.iter().map(|s| s.key.as_str()).collect();
                 let old = old_statuses(conn, scorecard, &keys).await?;
                 let mut changes = HashMap::new();
@@ -779,8 +797,13 @@ macro_rules! backend_impl {
     };
 }
 
-backend_impl!(sqlite, sqlx::Sqlite, sqlx::SqliteConnection, "");
-backend_impl!(postgres, sqlx::Postgres, sqlx::PgConnection, " FOR UPDATE");
+backend_impl!(sqlite, sqlx::Sqlite, sqlx::SqliteConnection, None);
+backend_impl!(
+    postgres,
+    sqlx::Postgres,
+    sqlx::PgConnection,
+    Some("SELECT id FROM scorecards WHERE id = $1 FOR NO KEY UPDATE")
+);
 
 /// Runs the same body against whichever backend module fits the pool, in
 /// one transaction. On SQLite it is `BEGIN IMMEDIATE`, taking the write

@@ -18,6 +18,7 @@ portolan_store::both_backends!(
     exemptions_are_listed_replaced_and_deleted,
     results_read_per_scorecard_and_per_entity,
     forgotten_entities_lose_results_and_history,
+    concurrent_writes_count_each_entity_once,
 );
 
 async fn run<F, Fut>(db: TestDatabase, test: F)
@@ -611,6 +612,46 @@ mod suite {
             .await
             .unwrap()
             .is_empty());
+    }
+
+    pub async fn concurrent_writes_count_each_entity_once(store: Store) {
+        // Two evaluations of the same new entities at once (a full one and
+        // an entity one, say, on two replicas): whichever writes second
+        // replaces the first's results, and the counts hold each entity
+        // once.
+        store
+            .put_scorecard("production-readiness", &definition("R"))
+            .await
+            .unwrap();
+        let batch: Vec<EntityEvaluation> = (0..3000)
+            .map(|i| {
+                evaluation(
+                    &format!("component:default/c{i}"),
+                    "Bronze",
+                    &[("has-owner", Pass)],
+                )
+            })
+            .collect();
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, batch) = (store.clone(), batch.clone());
+                tokio::spawn(async move {
+                    store
+                        .write_scorecard_results("production-readiness", &batch, at(0))
+                        .await
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap().unwrap();
+        }
+        let summary = store
+            .scorecard_summary("production-readiness")
+            .await
+            .unwrap();
+        assert_eq!(summary.entities, 3000);
+        assert_eq!(summary.rules["has-owner"].pass, 3000);
+        assert_eq!(summary.rules["has-owner"].total(), 3000);
     }
 
     pub async fn forgotten_entities_lose_results_and_history(store: Store) {
