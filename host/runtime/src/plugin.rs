@@ -645,7 +645,37 @@ impl Plugin {
                     .collect()
             });
         }
+        self.redact_check_report(&mut report);
         report
+    }
+
+    /// Masks the host's secrets in what a check answered (messages,
+    /// values, the plugin's own error message): outcomes are stored as
+    /// results and shown on pages and badges, so a plugin that echoes a
+    /// secret it was granted must not publish it.
+    fn redact_check_report(&self, report: &mut CallReport<Vec<CheckOutcome>>) {
+        if self.runtime.secrets().is_empty() {
+            return;
+        }
+        let runtime = &self.runtime;
+        match &mut report.result {
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    if let Some(message) = &mut outcome.message {
+                        *message = runtime.redact(message);
+                    }
+                    if let Some(value) = &mut outcome.value {
+                        *value = runtime.redact_json(value);
+                    }
+                }
+            }
+            Err(
+                CallError::Plugin { message, .. }
+                | CallError::BadOutput { message }
+                | CallError::Trap { message },
+            ) => *message = runtime.redact(message),
+            Err(_) => {}
+        }
     }
 
     /// Fetches one page of a catalog source's sync.
