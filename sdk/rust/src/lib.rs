@@ -40,7 +40,7 @@
 //!
 //! | module | what it holds |
 //! | --- | --- |
-//! | crate root | the catalog types ([`Entity`], [`Link`], [`Relation`], [`Pair`], [`About`]), the four role traits, [`export!`], [`about!`] |
+//! | crate root | the catalog types ([`Entity`], [`Link`], [`Relation`], [`Pair`], [`About`]), the four role traits, [`export!`], [`about!`]; [`Entity::field`] reads a dotted path such as `spec.owner` without building the whole descriptor (what a check over many entities wants), [`lookup_path`] the same on any JSON value |
 //! | [`source`] | [`CatalogSource`]: pulls entities into the catalog, page by page |
 //! | [`scaffold`] | [`ScaffoldGenerator`]: turns form parameters into the files of a new project |
 //! | [`action`] | [`Action`]: a day-2 operation run on behalf of a developer |
