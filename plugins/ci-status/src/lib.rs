@@ -256,42 +256,15 @@ struct Settings {
 impl Settings {
     /// Reads the `[settings]` table; every problem is named in one error.
     fn from_json(settings: &Value) -> Result<Settings, Error> {
-        let mut problems = Vec::new();
-        let text = |key: &str| match settings.get(key) {
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            _ => None,
-        };
-        let mut millis = |key: &str, default: u64| match settings.get(key) {
-            None => default,
-            Some(value) => match value
-                .as_u64()
-                .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
-            {
-                Some(ms) if ms > 0 => ms,
-                _ => {
-                    problems.push(format!("`{key}` {value} is not a positive number of ms"));
-                    default
-                }
-            },
-        };
-        let timeout = Duration::from_millis(millis("timeout_ms", DEFAULT_TIMEOUT_MS));
-        let budget = Duration::from_millis(millis("budget_ms", DEFAULT_BUDGET_MS));
-        let api_url = text("api_url")
-            .unwrap_or_else(|| DEFAULT_API_URL.to_owned())
-            .trim_end_matches('/')
-            .to_owned();
-        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
-            problems.push(format!("`api_url` {api_url:?} is not an http(s) URL"));
-        }
-        if !problems.is_empty() {
-            return Err(Error::Other(format!(
-                "settings: {} (under [settings] in the plugin's sidecar)",
-                problems.join("; ")
-            )));
-        }
+        let mut r = settings::Reader::new(settings);
+        let timeout = r.millis("timeout_ms", DEFAULT_TIMEOUT_MS);
+        let budget = r.millis("budget_ms", DEFAULT_BUDGET_MS);
+        let api_url = r.api_url(DEFAULT_API_URL);
+        let token_secret = r.text("token_secret");
+        r.finish().map_err(Error::Other)?;
         Ok(Settings {
             api_url,
-            token_secret: text("token_secret"),
+            token_secret,
             timeout,
             budget,
         })

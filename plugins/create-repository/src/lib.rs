@@ -128,38 +128,19 @@ struct Settings {
 impl Settings {
     /// Reads the `[settings]` table; every problem is named in one error.
     fn from_json(settings: &Value) -> Result<Settings, Error> {
-        let mut problems = Vec::new();
-        let text = |key: &str| match settings.get(key) {
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            _ => None,
-        };
-        let api_url = text("api_url")
-            .unwrap_or_else(|| DEFAULT_API_URL.to_owned())
-            .trim_end_matches('/')
-            .to_owned();
-        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
-            problems.push(format!("`api_url` {api_url:?} is not an http(s) URL"));
-        }
-        let token_secret = text("token_secret").unwrap_or_default();
-        if token_secret.is_empty() {
-            problems.push(
-                "`token_secret` is not set (the name of a granted secret holding a token \
-                 that may create repositories)"
-                    .to_owned(),
-            );
-        }
-        let owner = text("owner");
+        let mut r = settings::Reader::new(settings);
+        let api_url = r.api_url(DEFAULT_API_URL);
+        let token_secret = r.required(
+            "token_secret",
+            "the name of a granted secret holding a token that may create repositories",
+        );
+        let owner = r.text("owner");
         if let Some(owner) = &owner {
             if let Err(why) = check_owner(owner) {
-                problems.push(format!("`owner` {owner:?} {why}"));
+                r.problem(format!("`owner` {owner:?} {why}"));
             }
         }
-        if !problems.is_empty() {
-            return Err(Error::Other(format!(
-                "settings: {} (under [settings] in the plugin's sidecar)",
-                problems.join("; ")
-            )));
-        }
+        r.finish().map_err(Error::Other)?;
         Ok(Settings {
             api_url,
             token_secret,

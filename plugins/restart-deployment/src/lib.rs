@@ -257,56 +257,22 @@ struct Settings {
 impl Settings {
     /// Reads the `[settings]` table; every problem is named in one error.
     fn from_json(settings: &Value) -> Result<Settings, Error> {
-        let mut problems = Vec::new();
-        let text = |key: &str| match settings.get(key) {
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            _ => None,
-        };
-        let mut millis = |key: &str, default: u64| match settings.get(key) {
-            None => default,
-            Some(value) => match value
-                .as_u64()
-                .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
-            {
-                Some(ms) if ms > 0 => ms,
-                _ => {
-                    problems.push(format!("`{key}` {value} is not a positive number of ms"));
-                    default
-                }
-            },
-        };
-        let poll = Duration::from_millis(millis("poll_ms", DEFAULT_POLL_MS));
-        let max_wait = Duration::from_millis(millis("max_wait_ms", DEFAULT_MAX_WAIT_MS));
-        let api_url = text("api_url")
-            .unwrap_or_default()
-            .trim_end_matches('/')
-            .to_owned();
-        if api_url.is_empty() {
-            problems.push(
-                "`api_url` is not set (the Kubernetes API server, e.g. https://k8s.example.com:6443)"
-                    .to_owned(),
-            );
-        } else if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
-            problems.push(format!("`api_url` {api_url:?} is not an http(s) URL"));
-        }
-        let token_secret = text("token_secret").unwrap_or_default();
-        if token_secret.is_empty() {
-            problems.push(
-                "`token_secret` is not set (the name of a granted secret holding a token that \
-                 may get and patch deployments)"
-                    .to_owned(),
-            );
-        }
-        let namespace = text("namespace").unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+        let mut r = settings::Reader::new(settings);
+        let poll = r.millis("poll_ms", DEFAULT_POLL_MS);
+        let max_wait = r.millis("max_wait_ms", DEFAULT_MAX_WAIT_MS);
+        let api_url =
+            r.required_api_url("the Kubernetes API server, e.g. https://k8s.example.com:6443");
+        let token_secret = r.required(
+            "token_secret",
+            "the name of a granted secret holding a token that may get and patch deployments",
+        );
+        let namespace = r
+            .text("namespace")
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
         if let Err(why) = check_name(&namespace, 63) {
-            problems.push(format!("`namespace` {namespace:?} {why}"));
+            r.problem(format!("`namespace` {namespace:?} {why}"));
         }
-        if !problems.is_empty() {
-            return Err(Error::Other(format!(
-                "settings: {} (under [settings] in the plugin's sidecar)",
-                problems.join("; ")
-            )));
-        }
+        r.finish().map_err(Error::Other)?;
         Ok(Settings {
             api_url,
             token_secret,

@@ -239,58 +239,27 @@ struct Settings {
 impl Settings {
     /// Reads the `[settings]` table; every problem is named in one error.
     fn from_json(settings: &Value) -> Result<Settings, Error> {
-        let mut problems = Vec::new();
-        let text = |key: &str| match settings.get(key) {
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            _ => None,
-        };
-        let mut millis = |key: &str, default: u64| match settings.get(key) {
-            None => default,
-            Some(value) => match value
-                .as_u64()
-                .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
-            {
-                Some(ms) if ms > 0 => ms,
-                _ => {
-                    problems.push(format!("`{key}` {value} is not a positive number of ms"));
-                    default
-                }
-            },
-        };
-        let poll = Duration::from_millis(millis("poll_ms", DEFAULT_POLL_MS));
-        let max_wait = Duration::from_millis(millis("max_wait_ms", DEFAULT_MAX_WAIT_MS));
-        let api_url = text("api_url")
-            .unwrap_or_else(|| DEFAULT_API_URL.to_owned())
-            .trim_end_matches('/')
-            .to_owned();
-        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
-            problems.push(format!("`api_url` {api_url:?} is not an http(s) URL"));
-        }
-        let token_secret = text("token_secret").unwrap_or_default();
-        if token_secret.is_empty() {
-            problems.push(
-                "`token_secret` is not set (the name of a granted secret holding a token \
-                 that may run workflows)"
-                    .to_owned(),
-            );
-        }
-        let workflow = text("workflow");
+        let mut r = settings::Reader::new(settings);
+        let poll = r.millis("poll_ms", DEFAULT_POLL_MS);
+        let max_wait = r.millis("max_wait_ms", DEFAULT_MAX_WAIT_MS);
+        let api_url = r.api_url(DEFAULT_API_URL);
+        let token_secret = r.required(
+            "token_secret",
+            "the name of a granted secret holding a token that may run workflows",
+        );
+        let workflow = r.text("workflow");
         if let Some(workflow) = &workflow {
             if let Err(why) = check_workflow(workflow) {
-                problems.push(format!("`workflow` {workflow:?} {why}"));
+                r.problem(format!("`workflow` {workflow:?} {why}"));
             }
         }
-        if !problems.is_empty() {
-            return Err(Error::Other(format!(
-                "settings: {} (under [settings] in the plugin's sidecar)",
-                problems.join("; ")
-            )));
-        }
+        let git_ref = r.text("ref").unwrap_or_else(|| DEFAULT_REF.to_owned());
+        r.finish().map_err(Error::Other)?;
         Ok(Settings {
             api_url,
             token_secret,
             workflow,
-            git_ref: text("ref").unwrap_or_else(|| DEFAULT_REF.to_owned()),
+            git_ref,
             poll,
             max_wait,
         })
