@@ -3,7 +3,7 @@
 //! The database URL picks the backend: `sqlite:PATH` for the embedded default
 //! (one file in the data directory, created on first run) or
 //! `postgres://...` for teams that run several replicas. Both backends pass
-//! the same test suite (`tests/store.rs`).
+//! the same test suite (`tests/suite/store.rs`).
 //!
 //! A short tour:
 //!

@@ -1,7 +1,7 @@
 //! `portolan apply` against a real portal on `127.0.0.1:0`: the binary is
 //! run as a user runs it, and the store is checked behind the API.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

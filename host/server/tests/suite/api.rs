@@ -1,7 +1,7 @@
 //! The API's contract for bad input and authorization, driven through the
 //! router with `oneshot`, on SQLite and on PostgreSQL.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};

@@ -3,8 +3,7 @@
 //! cursors and field selection, `GET /api/v1/entities/facets`, the
 //! relations graph, and a 400 naming the parameter for every bad one.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

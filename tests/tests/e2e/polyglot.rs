@@ -13,11 +13,10 @@
 //! - a restart loads the big Python and JavaScript components from the
 //!   compiled-code cache.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use portolan_e2e::stand_in::{Answer, StandIn};
 use portolan_e2e::{component, root, Options, TestServer};
 use portolan_runtime::model::Entity;
 use portolan_store::Role;
@@ -153,55 +152,10 @@ async fn python_csv_source_catalogs_a_granted_export_and_keeps_it_when_a_row_bre
     assert_eq!(status, 404);
 }
 
-/// One request as the automation endpoint received it.
-#[derive(Clone, Debug)]
-struct Seen {
-    method: String,
-    path: String,
-    headers: BTreeMap<String, String>,
-    body: Value,
-}
-
 /// A local automation endpoint that records requests and answers `status`
 /// with a job id.
-async fn automation_endpoint(status: u16) -> (u16, Arc<Mutex<Vec<Seen>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    let app = axum::Router::new().fallback(
-        move |method: axum::http::Method,
-              uri: axum::http::Uri,
-              headers: axum::http::HeaderMap,
-              body: axum::body::Bytes| {
-            let record = record.clone();
-            async move {
-                record.lock().unwrap().push(Seen {
-                    method: method.to_string(),
-                    path: uri.path().to_owned(),
-                    headers: headers
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.as_str().to_owned(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
-                        })
-                        .collect(),
-                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                });
-                axum::response::Response::builder()
-                    .status(status)
-                    .header("content-type", "application/json")
-                    .body(axum::body::Body::from(
-                        r#"{"job":"J-42","state":"started"}"#,
-                    ))
-                    .unwrap()
-            }
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (port, seen)
+async fn automation_endpoint(status: u16) -> StandIn {
+    StandIn::start(move |_| Answer::json(status, json!({"job": "J-42", "state": "started"}))).await
 }
 
 async fn wait_run(server: &TestServer, token: &str, id: &str) -> Value {
@@ -225,11 +179,12 @@ async fn javascript_action_posts_to_the_automation_endpoint_with_fetch() {
     .await;
     let admin = server.token(Role::Admin).await;
     let member = server.token(Role::Member).await;
-    let (port, seen) = automation_endpoint(200).await;
+    let endpoint = automation_endpoint(200).await;
+    let (host, url) = (endpoint.host(), endpoint.url());
     let sidecar = format!(
         "secrets = [\"AUTOMATION_TOKEN\"]\n\n[limits]\nmemory_mb = 128\n\n\
-         [http]\nallow = [\"127.0.0.1:{port}\"]\n\n\
-         [settings]\nurl = \"http://127.0.0.1:{port}/api/jobs\"\ntoken_secret = \"AUTOMATION_TOKEN\"\n"
+         [http]\nallow = [\"{host}\"]\n\n\
+         [settings]\nurl = \"{url}/api/jobs\"\ntoken_secret = \"AUTOMATION_TOKEN\"\n"
     );
     let plugin = install(
         &server,
@@ -280,24 +235,15 @@ async fn javascript_action_posts_to_the_automation_endpoint_with_fetch() {
         "{run}"
     );
 
-    let seen = seen.lock().unwrap().clone();
+    let seen = endpoint.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
     let request = &seen[0];
     assert_eq!(
         (request.method.as_str(), request.path.as_str()),
         ("POST", "/api/jobs")
     );
-    assert_eq!(
-        request
-            .headers
-            .get("x-automation-token")
-            .map(String::as_str),
-        Some(TOKEN)
-    );
-    assert_eq!(
-        request.headers.get("content-type").map(String::as_str),
-        Some("application/json")
-    );
+    assert_eq!(request.header("x-automation-token"), Some(TOKEN));
+    assert_eq!(request.header("content-type"), Some("application/json"));
     assert_eq!(
         request.body,
         json!({"runId": id, "actor": request.body["actor"], "attempt": 1, "job": "flush-cache",
@@ -319,8 +265,8 @@ async fn javascript_action_posts_to_the_automation_endpoint_with_fetch() {
 async fn javascript_action_fails_the_run_on_an_error_answer_and_reaches_only_allowed_hosts() {
     let server = TestServer::start(Options::default()).await;
     let member = server.token(Role::Member).await;
-    let (port, seen) = automation_endpoint(503).await;
-    let (other, other_seen) = automation_endpoint(200).await;
+    let endpoint = automation_endpoint(503).await;
+    let other = automation_endpoint(200).await;
     let (status, body) = server
         .put(
             "/api/v1/entities/component/default/payments",
@@ -329,10 +275,12 @@ async fn javascript_action_fails_the_run_on_an_error_answer_and_reaches_only_all
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let sidecar = |url_port: u16| {
+    let allowed = endpoint.host();
+    let sidecar = |to: &StandIn| {
         format!(
-            "[limits]\nmemory_mb = 128\n\n[http]\nallow = [\"127.0.0.1:{port}\"]\n\n\
-             [settings]\nurl = \"http://127.0.0.1:{url_port}/jobs\"\n"
+            "[limits]\nmemory_mb = 128\n\n[http]\nallow = [\"{allowed}\"]\n\n\
+             [settings]\nurl = \"{}/jobs\"\n",
+            to.url()
         )
     };
     install(
@@ -340,7 +288,7 @@ async fn javascript_action_fails_the_run_on_an_error_answer_and_reaches_only_all
         &member,
         &component("run-automation"),
         "automation",
-        &sidecar(port),
+        &sidecar(&endpoint),
     )
     .await;
     let start = |server: &TestServer| {
@@ -369,13 +317,16 @@ async fn javascript_action_fails_the_run_on_an_error_answer_and_reaches_only_all
         run["error"].to_string().contains("answered 503"),
         "the run names the status: {run}"
     );
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(endpoint.seen().len(), 1);
 
     // Pointed at a host that is not on the allow list: nothing reaches it.
-    server.write_sidecar("automation", &sidecar(other));
+    server.write_sidecar("automation", &sidecar(&other));
     server
         .wait_plugin("automation", &member, LOAD_WITHIN, |_, b| {
-            b["status"] == "ready" && b["grants"].to_string().contains(&format!(":{other}/jobs"))
+            b["status"] == "ready"
+                && b["grants"]
+                    .to_string()
+                    .contains(&format!("{}/jobs", other.host()))
         })
         .await
         .expect("the changed sidecar was never loaded");
@@ -390,7 +341,7 @@ async fn javascript_action_fails_the_run_on_an_error_answer_and_reaches_only_all
         run["error"]["code"] == "trap" || run["error"].to_string().contains("cannot reach"),
         "{run}"
     );
-    assert!(other_seen.lock().unwrap().is_empty());
+    assert!(other.seen().is_empty());
 }
 
 fn described(name: &str, description: Option<&str>, tags: &[&str], links: bool) -> Value {

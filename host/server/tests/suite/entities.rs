@@ -2,8 +2,7 @@
 //! on SQLite and on PostgreSQL: every scenario in `scenarios` runs once per
 //! backend on a fresh database.
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
