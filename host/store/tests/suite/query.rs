@@ -833,6 +833,17 @@ mod suite {
         let without = store.list_entities(&q(true)).await.unwrap();
         assert!(without.items[0].entity.relations.is_empty());
         assert_eq!(without.items[0].etag, with.items[0].etag);
+        // A page reads each entity's relations in the same statement as its
+        // body; they are those a single read gives, sorted, each once (both
+        // ends of a dependency may declare it).
+        let all = store.list_entities(&query(|_| {})).await.unwrap();
+        assert!(all.items.iter().any(|i| i.entity.relations.len() > 1));
+        for item in &all.items {
+            let one = store.entity(&item.entity.entity_ref()).await.unwrap();
+            let one = one.expect("a listed entity reads back");
+            assert_eq!(item.entity.relations, one.entity.relations);
+            assert!(item.entity.relations.windows(2).all(|w| w[0] < w[1]));
+        }
         store.close().await;
         db
     }
