@@ -134,20 +134,71 @@ impl<'a> EntityBatch<'a> {
     }
 }
 
-/// A component pre-linked against its role's world, per contract version.
+/// Declares the pre-linked component of one role: one variant per
+/// supported contract version (the `Contract` variant's name), and `new`,
+/// which type-checks a component against that version's world. Adding a
+/// contract version means adding it here and in [`on_version`].
+macro_rules! role_pre {
+    ($name:ident, $world:ident::$pre:ident) => {
+        enum $name {
+            V0_3(v0_3::$world::$pre<CallState>),
+            V0_2(v0_2::$world::$pre<CallState>),
+            V0_1(v0_1::$world::$pre<CallState>),
+        }
+
+        impl $name {
+            fn new(
+                contract: Contract,
+                pre: wasmtime::component::InstancePre<CallState>,
+            ) -> wasmtime::Result<$name> {
+                Ok(match contract {
+                    Contract::V0_3 => $name::V0_3(v0_3::$world::$pre::new(pre)?),
+                    Contract::V0_2 => $name::V0_2(v0_2::$world::$pre::new(pre)?),
+                    Contract::V0_1 => $name::V0_1(v0_1::$world::$pre::new(pre)?),
+                })
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$p` bound to the pre-linked component `$pre` (a
+/// [`role_pre`] type) of whichever contract version it holds, and `$v`
+/// naming that version's bindings module. The body is expanded once per
+/// version, so each arm type-checks against its own bindings.
+macro_rules! on_version {
+    ($pre:expr, $name:ident, |$p:ident, $v:ident| $body:expr) => {
+        match $pre {
+            $name::V0_3($p) => {
+                #[allow(unused_imports)]
+                use crate::bindings::v0_3 as $v;
+                $body
+            }
+            $name::V0_2($p) => {
+                #[allow(unused_imports)]
+                use crate::bindings::v0_2 as $v;
+                $body
+            }
+            $name::V0_1($p) => {
+                #[allow(unused_imports)]
+                use crate::bindings::v0_1 as $v;
+                $body
+            }
+        }
+    };
+}
+
+role_pre!(SourcePre, source::CatalogSourcePre);
+role_pre!(GeneratorPre, generator::ScaffoldGeneratorPre);
+role_pre!(ActionPre, action::ActionPre);
+role_pre!(CheckPre, check::ScorecardCheckPre);
+
+/// A component pre-linked against its role's world, in the contract
+/// version it was built against.
 enum Pre {
-    Source(v0_3::source::CatalogSourcePre<CallState>),
-    Generator(v0_3::generator::ScaffoldGeneratorPre<CallState>),
-    Action(v0_3::action::ActionPre<CallState>),
-    Check(v0_3::check::ScorecardCheckPre<CallState>),
-    SourceV0_2(v0_2::source::CatalogSourcePre<CallState>),
-    GeneratorV0_2(v0_2::generator::ScaffoldGeneratorPre<CallState>),
-    ActionV0_2(v0_2::action::ActionPre<CallState>),
-    CheckV0_2(v0_2::check::ScorecardCheckPre<CallState>),
-    SourceV0_1(v0_1::source::CatalogSourcePre<CallState>),
-    GeneratorV0_1(v0_1::generator::ScaffoldGeneratorPre<CallState>),
-    ActionV0_1(v0_1::action::ActionPre<CallState>),
-    CheckV0_1(v0_1::check::ScorecardCheckPre<CallState>),
+    Source(SourcePre),
+    Generator(GeneratorPre),
+    Action(ActionPre),
+    Check(CheckPre),
 }
 
 /// A plugin ready to be called.
@@ -236,44 +287,15 @@ impl Plugin {
         let typed = |e: wasmtime::Error| {
             format!("the {role} exports do not match contract {contract}: {e:#}")
         };
-        let pre = match (role, contract) {
-            (Role::CatalogSource, Contract::V0_3) => {
-                Pre::Source(v0_3::source::CatalogSourcePre::new(instance_pre).map_err(typed)?)
+        let pre = match role {
+            Role::CatalogSource => SourcePre::new(contract, instance_pre).map(Pre::Source),
+            Role::ScaffoldGenerator => {
+                GeneratorPre::new(contract, instance_pre).map(Pre::Generator)
             }
-            (Role::ScaffoldGenerator, Contract::V0_3) => Pre::Generator(
-                v0_3::generator::ScaffoldGeneratorPre::new(instance_pre).map_err(typed)?,
-            ),
-            (Role::Action, Contract::V0_3) => {
-                Pre::Action(v0_3::action::ActionPre::new(instance_pre).map_err(typed)?)
-            }
-            (Role::ScorecardCheck, Contract::V0_3) => {
-                Pre::Check(v0_3::check::ScorecardCheckPre::new(instance_pre).map_err(typed)?)
-            }
-            (Role::CatalogSource, Contract::V0_2) => {
-                Pre::SourceV0_2(v0_2::source::CatalogSourcePre::new(instance_pre).map_err(typed)?)
-            }
-            (Role::ScaffoldGenerator, Contract::V0_2) => Pre::GeneratorV0_2(
-                v0_2::generator::ScaffoldGeneratorPre::new(instance_pre).map_err(typed)?,
-            ),
-            (Role::Action, Contract::V0_2) => {
-                Pre::ActionV0_2(v0_2::action::ActionPre::new(instance_pre).map_err(typed)?)
-            }
-            (Role::ScorecardCheck, Contract::V0_2) => {
-                Pre::CheckV0_2(v0_2::check::ScorecardCheckPre::new(instance_pre).map_err(typed)?)
-            }
-            (Role::CatalogSource, Contract::V0_1) => {
-                Pre::SourceV0_1(v0_1::source::CatalogSourcePre::new(instance_pre).map_err(typed)?)
-            }
-            (Role::ScaffoldGenerator, Contract::V0_1) => Pre::GeneratorV0_1(
-                v0_1::generator::ScaffoldGeneratorPre::new(instance_pre).map_err(typed)?,
-            ),
-            (Role::Action, Contract::V0_1) => {
-                Pre::ActionV0_1(v0_1::action::ActionPre::new(instance_pre).map_err(typed)?)
-            }
-            (Role::ScorecardCheck, Contract::V0_1) => {
-                Pre::CheckV0_1(v0_1::check::ScorecardCheckPre::new(instance_pre).map_err(typed)?)
-            }
-        };
+            Role::Action => ActionPre::new(contract, instance_pre).map(Pre::Action),
+            Role::ScorecardCheck => CheckPre::new(contract, instance_pre).map(Pre::Check),
+        }
+        .map_err(typed)?;
 
         let mut plugin = Plugin {
             id: id.to_owned(),
@@ -478,66 +500,26 @@ impl Plugin {
         let timeout = self.timeout().min(DESCRIBE_TIMEOUT);
         self.call(timeout, |pre, store| {
             let described: Described = match pre {
-                Pre::Source(p) => p
+                Pre::Source(pre) => on_version!(pre, SourcePre, |p, _v| p
                     .instantiate(&mut *store)?
                     .portolan_plugin_source()
                     .call_describe(&mut *store)?
-                    .into(),
-                Pre::Generator(p) => p
+                    .into()),
+                Pre::Generator(pre) => on_version!(pre, GeneratorPre, |p, _v| p
                     .instantiate(&mut *store)?
                     .portolan_plugin_generator()
                     .call_describe(&mut *store)?
-                    .into(),
-                Pre::Action(p) => p
+                    .into()),
+                Pre::Action(pre) => on_version!(pre, ActionPre, |p, _v| p
                     .instantiate(&mut *store)?
                     .portolan_plugin_operation()
                     .call_describe(&mut *store)?
-                    .into(),
-                Pre::Check(p) => p
+                    .into()),
+                Pre::Check(pre) => on_version!(pre, CheckPre, |p, _v| p
                     .instantiate(&mut *store)?
                     .portolan_plugin_check()
                     .call_describe(&mut *store)?
-                    .into(),
-                Pre::SourceV0_2(p) => p
-                    .instantiate(&mut *store)?
-                    .portolan_plugin_source()
-                    .call_describe(&mut *store)?
-                    .into(),
-                Pre::GeneratorV0_2(p) => p
-                    .instantiate(&mut *store)?
-                    .portolan_plugin_generator()
-                    .call_describe(&mut *store)?
-                    .into(),
-                Pre::ActionV0_2(p) => p
-                    .instantiate(&mut *store)?
-                    .portolan_plugin_operation()
-                    .call_describe(&mut *store)?
-                    .into(),
-                Pre::CheckV0_2(p) => p
-                    .instantiate(&mut *store)?
-                    .portolan_plugin_check()
-                    .call_describe(&mut *store)?
-                    .into(),
-                Pre::SourceV0_1(p) => p
-                    .instantiate(&mut *store)?
-                    .portolan_plugin_source()
-                    .call_describe(&mut *store)?
-                    .into(),
-                Pre::GeneratorV0_1(p) => p
-                    .instantiate(&mut *store)?
-                    .portolan_plugin_generator()
-                    .call_describe(&mut *store)?
-                    .into(),
-                Pre::ActionV0_1(p) => p
-                    .instantiate(&mut *store)?
-                    .portolan_plugin_operation()
-                    .call_describe(&mut *store)?
-                    .into(),
-                Pre::CheckV0_1(p) => p
-                    .instantiate(&mut *store)?
-                    .portolan_plugin_check()
-                    .call_describe(&mut *store)?
-                    .into(),
+                    .into()),
             };
             Ok(Ok(described))
         })
@@ -597,7 +579,7 @@ impl Plugin {
             let expected = sent.len();
             self.call(self.timeout(), |pre, store| {
                 let result = match pre {
-                    Pre::Check(p) => {
+                    Pre::Check(CheckPre::V0_3(p)) => {
                         let batch = batch.v0_3(&sent);
                         p.instantiate(&mut *store)?
                             .portolan_plugin_check()
@@ -605,7 +587,7 @@ impl Plugin {
                             .map_err(CallError::from)
                             .and_then(|o| convert::check_outcomes(o, expected))
                     }
-                    Pre::CheckV0_2(p) => {
+                    Pre::Check(CheckPre::V0_2(p)) => {
                         let batch = batch.v0_2(&sent);
                         p.instantiate(&mut *store)?
                             .portolan_plugin_check()
@@ -613,7 +595,7 @@ impl Plugin {
                             .map_err(CallError::from)
                             .and_then(|o| convert::check_outcomes(o, expected))
                     }
-                    Pre::CheckV0_1(p) => {
+                    Pre::Check(CheckPre::V0_1(p)) => {
                         let batch = batch.v0_1(&sent);
                         p.instantiate(&mut *store)?
                             .portolan_plugin_check()
@@ -685,36 +667,14 @@ impl Plugin {
         }
         self.call(self.timeout(), |pre, store| {
             Ok(match pre {
-                Pre::Source(p) => settle(
+                Pre::Source(pre) => on_version!(pre, SourcePre, |p, v| settle(
                     p.instantiate(&mut *store)?
                         .portolan_plugin_source()
                         .call_sync(
                             &mut *store,
-                            &v0_3::source::exports::portolan::plugin::source::SyncRequest {
-                                cursor,
-                            },
+                            &v::source::exports::portolan::plugin::source::SyncRequest { cursor },
                         )?,
-                ),
-                Pre::SourceV0_2(p) => settle(
-                    p.instantiate(&mut *store)?
-                        .portolan_plugin_source()
-                        .call_sync(
-                            &mut *store,
-                            &v0_2::source::exports::portolan::plugin::source::SyncRequest {
-                                cursor,
-                            },
-                        )?,
-                ),
-                Pre::SourceV0_1(p) => settle(
-                    p.instantiate(&mut *store)?
-                        .portolan_plugin_source()
-                        .call_sync(
-                            &mut *store,
-                            &v0_1::source::exports::portolan::plugin::source::SyncRequest {
-                                cursor,
-                            },
-                        )?,
-                ),
+                )),
                 _ => unreachable!("role checked above"),
             })
         })
@@ -738,21 +698,11 @@ impl Plugin {
         let params = model::json_text(parameters);
         self.call_with(self.timeout(), control, |pre, store| {
             Ok(match pre {
-                Pre::Generator(p) => settle(
+                Pre::Generator(pre) => on_version!(pre, GeneratorPre, |p, _v| settle(
                     p.instantiate(&mut *store)?
                         .portolan_plugin_generator()
                         .call_generate(&mut *store, &params)?,
-                ),
-                Pre::GeneratorV0_2(p) => settle(
-                    p.instantiate(&mut *store)?
-                        .portolan_plugin_generator()
-                        .call_generate(&mut *store, &params)?,
-                ),
-                Pre::GeneratorV0_1(p) => settle(
-                    p.instantiate(&mut *store)?
-                        .portolan_plugin_generator()
-                        .call_generate(&mut *store, &params)?,
-                ),
+                )),
                 _ => unreachable!("role checked above"),
             })
         })
@@ -776,21 +726,11 @@ impl Plugin {
         }
         self.call_with(self.timeout(), control, |pre, store| {
             Ok(match pre {
-                Pre::Action(p) => settle(
+                Pre::Action(pre) => on_version!(pre, ActionPre, |p, _v| settle(
                     p.instantiate(&mut *store)?
                         .portolan_plugin_operation()
                         .call_run(&mut *store, &invocation.into())?,
-                ),
-                Pre::ActionV0_2(p) => settle(
-                    p.instantiate(&mut *store)?
-                        .portolan_plugin_operation()
-                        .call_run(&mut *store, &invocation.into())?,
-                ),
-                Pre::ActionV0_1(p) => settle(
-                    p.instantiate(&mut *store)?
-                        .portolan_plugin_operation()
-                        .call_run(&mut *store, &invocation.into())?,
-                ),
+                )),
                 _ => unreachable!("role checked above"),
             })
         })
