@@ -74,3 +74,105 @@ impl CatalogLookup for StoreLookup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use portolan_catalog::Entity;
+    use portolan_store::testing::TestDatabase;
+    use portolan_store::Origin;
+
+    use super::*;
+
+    /// A store holding `component:default/web`, and a lookup over it whose
+    /// queries run on `handle`.
+    async fn lookup_on(
+        dir: &std::path::Path,
+        handle: tokio::runtime::Handle,
+    ) -> (StoreLookup, Store) {
+        let db = TestDatabase::sqlite(dir).await;
+        let store = Store::connect(&db.url).await.unwrap();
+        let web: Entity = serde_json::from_value(serde_json::json!({
+            "apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+            "metadata": {"name": "web"},
+            "spec": {"type": "service", "owner": "team-a", "lifecycle": "production"}
+        }))
+        .unwrap();
+        store.put_entity(&web, &Origin::Api, None).await.unwrap();
+        let lookup = StoreLookup {
+            store: store.clone(),
+            handle,
+        };
+        (lookup, store)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lookup_answers_in_order_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lookup, store) = lookup_on(dir.path(), tokio::runtime::Handle::current()).await;
+        let refs = [
+            "component:web".to_owned(),
+            "group:default/nobody".to_owned(),
+        ];
+        let found = tokio::task::spawn_blocking(move || {
+            lookup.lookup(&refs, Instant::now() + Duration::from_secs(30))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(
+            found[0].as_ref().map(|e| e.metadata.name.as_str()),
+            Some("web")
+        );
+        assert!(found[1].is_none());
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lookup_gives_up_at_the_call_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        // A runtime nobody drives: the query spawned on it never runs, as
+        // if the database were stuck, so the only way out is the deadline.
+        let stuck = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (lookup, store) = lookup_on(dir.path(), stuck.handle().clone()).await;
+        let wait = Duration::from_millis(200);
+        let (took, answer) = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let answer = lookup.lookup(&["component:web".to_owned()], started + wait);
+            (started.elapsed(), answer)
+        })
+        .await
+        .unwrap();
+        match answer {
+            Err(LookupError::Unavailable(message)) => {
+                assert!(message.contains("deadline"), "{message}")
+            }
+            other => panic!("expected the deadline to end the lookup: {other:?}"),
+        }
+        assert!(took >= wait, "gave up after {took:?}, before the deadline");
+        // Dropping a runtime inside an async test would panic.
+        stuck.shutdown_background();
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bad_reference_is_named_by_its_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lookup, store) = lookup_on(dir.path(), tokio::runtime::Handle::current()).await;
+        let refs = ["component:web".to_owned(), "web".to_owned()];
+        let answer = tokio::task::spawn_blocking(move || {
+            lookup.lookup(&refs, Instant::now() + Duration::from_secs(30))
+        })
+        .await
+        .unwrap();
+        match answer {
+            Err(LookupError::InvalidReference { index: 1, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        store.close().await;
+    }
+}
