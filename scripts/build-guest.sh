@@ -7,8 +7,11 @@
 # and `world = "catalog-source" | "action" | "scaffold-generator" |
 # "scorecard-check"`) and the sources: `app.py` (Python), `app.js`
 # (JavaScript) or `*.c` (C). The language's SDK (sdk/LANG) comes with it and
-# the bindings are generated from wit/ on every build (nothing generated is
-# committed). Expects the toolchains that scripts/bootstrap.sh installs.
+# the bindings are generated on every build (nothing generated is committed)
+# from the contract these SDKs implement: wit/v0.3.0 (the current contract,
+# 0.4.0, adds only the check's `evaluate-rules`, which these SDKs do not
+# provide yet; the host loads 0.3.0 plugins natively). Expects the
+# toolchains that scripts/bootstrap.sh installs.
 #
 # Incremental: the output's `.stamp` file holds a hash of everything the build
 # reads (the folder, the SDK, the WIT, the tool versions, this script); when it matches,
@@ -23,6 +26,8 @@ WIT_BINDGEN="$TOOLS/bin/wit-bindgen"
 # Debian's rustc-web ships wasm-component-ld: wasm-ld plus the WASI adapter,
 # so a C core module becomes a component without a wasm-tools install.
 COMPONENT_LD="/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld"
+# The contract version the Python, JavaScript and C SDKs build against.
+WIT="$ROOT/wit/v0.3.0"
 
 if [ $# -ne 2 ]; then
   sed -n '2,/^set -euo/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
@@ -58,7 +63,7 @@ stamp="$({
      ! -path '*/__pycache__/*' | LC_ALL=C sort | xargs -d '\n' sha256sum)
   (cd "$sdk" && find . -type f ! -path './templates/*' ! -path '*/__pycache__/*' ! -path './node_modules/*' \
      | LC_ALL=C sort | xargs -d '\n' sha256sum)
-  (cd "$ROOT/wit" && find . -maxdepth 2 -name '*.wit' ! -path './v0.*/*' | LC_ALL=C sort | xargs -d '\n' sha256sum)
+  (cd "$WIT" && find . -maxdepth 2 -name '*.wit' | LC_ALL=C sort | xargs -d '\n' sha256sum)
 } | sha256sum | cut -c1-64)"
 if [ -f "$OUT" ] && [ "$(cat "$OUT.stamp" 2>/dev/null)" = "$stamp" ]; then
   printf '  %-44s %9s bytes  unchanged\n' "${OUT#"$ROOT"/}" "$(wc -c < "$OUT" | tr -d ' ')"
@@ -76,13 +81,13 @@ case "$language" in
   python)
     # Typed bindings for editors and type checkers; componentize-py makes
     # its own copy inside the component.
-    "$COMPONENTIZE_PY" -d "$ROOT/wit" -w "$world" bindings "$work/bindings" >/dev/null
+    "$COMPONENTIZE_PY" -d "$WIT" -w "$world" bindings "$work/bindings" >/dev/null
     # Staged copies: componentize-py runs the code while it builds and
     # would leave __pycache__ folders in the sources.
     mkdir -p "$work/src" "$work/sdk"
     (cd "$DIR" && find . -name '*.py' ! -path '*/__pycache__/*' -exec cp --parents {} "$work/src/" \;)
     cp -r "$sdk/portolan_sdk" "$work/sdk/"
-    "$COMPONENTIZE_PY" -d "$ROOT/wit" -w "$world" componentize \
+    "$COMPONENTIZE_PY" -d "$WIT" -w "$world" componentize \
       -p "$work/src" -p "$work/sdk" app -o "$tmp" >"$work/build.log" 2>&1 \
       || { cat "$work/build.log" >&2; exit 1; }
     ;;
@@ -92,13 +97,13 @@ case "$language" in
     mkdir -p "$work/src"
     (cd "$DIR" && find . -name '*.js' ! -path './node_modules/*' -exec cp --parents {} "$work/src/" \;)
     cp "$sdk/portolan.js" "$work/src/portolan.js"
-    "$NODE_BIN/jco" types "$ROOT/wit" --world-name "$world" -o "$work/types" >/dev/null 2>&1 || true
-    "$NODE_BIN/componentize-js" --wit "$ROOT/wit" --world-name "$world" \
+    "$NODE_BIN/jco" types "$WIT" --world-name "$world" -o "$work/types" >/dev/null 2>&1 || true
+    "$NODE_BIN/componentize-js" --wit "$WIT" --world-name "$world" \
       -o "$tmp" "$work/src/app.js" >"$work/build.log" 2>&1 \
       || { cat "$work/build.log" >&2; exit 1; }
     ;;
   c)
-    "$WIT_BINDGEN" c "$ROOT/wit" --world "$world" --out-dir "$work/gen" >/dev/null 2>&1
+    "$WIT_BINDGEN" c "$WIT" --world "$world" --out-dir "$work/gen" >/dev/null 2>&1
     world_c="${world//-/_}"
     # Each generated and plugin source compiled for wasm32-wasi (WASI
     # preview 1 libc from Debian), then linked as a reactor component.

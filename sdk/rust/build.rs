@@ -31,9 +31,9 @@ fn main() {
     // a plugin crate generates only its export glue and shares `Entity`, the
     // host functions and wasi:http with the SDK.
     let with = r#"
-                "portolan:plugin/types@0.3.0": ::portolan_sdk::__private::bindings::portolan::plugin::types,
-                "portolan:plugin/host@0.3.0": ::portolan_sdk::__private::bindings::portolan::plugin::host,
-                "portolan:plugin/catalog@0.3.0": ::portolan_sdk::__private::bindings::portolan::plugin::catalog,
+                "portolan:plugin/types@0.4.0": ::portolan_sdk::__private::bindings::portolan::plugin::types,
+                "portolan:plugin/host@0.4.0": ::portolan_sdk::__private::bindings::portolan::plugin::host,
+                "portolan:plugin/catalog@0.4.0": ::portolan_sdk::__private::bindings::portolan::plugin::catalog,
                 "wasi:http/types@0.2.12": ::portolan_sdk::__private::bindings::wasi::http::types,
                 "wasi:http/outgoing-handler@0.2.12": ::portolan_sdk::__private::bindings::wasi::http::outgoing_handler,
                 "wasi:io/error@0.2.12": ::portolan_sdk::__private::bindings::wasi::io::error,
@@ -50,7 +50,7 @@ macro_rules! generate_imports {{
     () => {{
         wit_bindgen::generate!({{
             path: {wit:?},
-            world: "portolan:plugin/imports@0.3.0",
+            world: "portolan:plugin/imports@0.4.0",
             generate_all,
             // Lets plugins compare entities in their tests. A stream error
             // holds a resource, which cannot be compared.

@@ -1,8 +1,10 @@
 //! Host-side bindings generated from the WIT contract, one module per
 //! supported contract version and, inside it, one module per plugin role.
 //!
-//! - [`v0_3`]: `portolan:plugin@0.3.0`, the current contract (`wit/` at the
-//!   root of the repository): 0.2.0 plus the `catalog` import;
+//! - [`v0_4`]: `portolan:plugin@0.4.0`, the current contract (`wit/` at the
+//!   root of the repository): 0.3.0 plus the check's `evaluate-rules`;
+//! - [`v0_3`]: `portolan:plugin@0.3.0`, frozen in `wit/v0.3.0/`: 0.2.0 plus
+//!   the `catalog` import; its shapes are those of 0.4.0;
 //! - [`v0_2`]: `portolan:plugin@0.2.0`, frozen in `wit/v0.2.0/`; its shapes
 //!   are those of 0.3.0, so it converts like the current version and only
 //!   lacks the `catalog` import;
@@ -91,9 +93,18 @@ macro_rules! role_worlds {
     };
 }
 
-/// `portolan:plugin@0.3.0`, the current contract.
+/// `portolan:plugin@0.4.0`, the current contract.
+pub mod v0_4 {
+    role_worlds!("../../wit", crate::bindings::v0_4, {
+        "portolan:plugin/catalog": crate::bindings::v0_4::check::portolan::plugin::catalog,
+    });
+    pub use check::portolan::plugin::catalog;
+}
+
+/// `portolan:plugin@0.3.0`, the previous contract: the shapes of 0.4.0
+/// without the check's `evaluate-rules`.
 pub mod v0_3 {
-    role_worlds!("../../wit", crate::bindings::v0_3, {
+    role_worlds!("../../wit/v0.3.0", crate::bindings::v0_3, {
         "portolan:plugin/catalog": crate::bindings::v0_3::check::portolan::plugin::catalog,
     });
     pub use check::portolan::plugin::catalog;
@@ -119,14 +130,18 @@ pub enum Contract {
     /// `portolan:plugin@0.2.0`: the shapes of 0.3.0 without the catalog.
     #[serde(rename = "0.2.0")]
     V0_2,
-    /// `portolan:plugin@0.3.0`, the current contract.
+    /// `portolan:plugin@0.3.0`: the shapes of 0.4.0 without the check's
+    /// `evaluate-rules`.
     #[serde(rename = "0.3.0")]
     V0_3,
+    /// `portolan:plugin@0.4.0`, the current contract.
+    #[serde(rename = "0.4.0")]
+    V0_4,
 }
 
 impl Contract {
     /// The newest version: what the SDK builds against.
-    pub const CURRENT: Contract = Contract::V0_3;
+    pub const CURRENT: Contract = Contract::V0_4;
 
     /// The version as written in the WIT package, e.g. `0.3.0`.
     pub fn as_str(self) -> &'static str {
@@ -134,6 +149,7 @@ impl Contract {
             Contract::V0_1 => "0.1.0",
             Contract::V0_2 => "0.2.0",
             Contract::V0_3 => "0.3.0",
+            Contract::V0_4 => "0.4.0",
         }
     }
 }
@@ -149,6 +165,26 @@ impl std::fmt::Display for Contract {
 /// role and version a component implements before it is type-checked
 /// against that world.
 pub const ROLE_EXPORTS: &[(Role, Contract, &str)] = &[
+    (
+        Role::CatalogSource,
+        Contract::V0_4,
+        "portolan:plugin/source@0.4.0",
+    ),
+    (
+        Role::ScaffoldGenerator,
+        Contract::V0_4,
+        "portolan:plugin/generator@0.4.0",
+    ),
+    (
+        Role::Action,
+        Contract::V0_4,
+        "portolan:plugin/operation@0.4.0",
+    ),
+    (
+        Role::ScorecardCheck,
+        Contract::V0_4,
+        "portolan:plugin/check@0.4.0",
+    ),
     (
         Role::CatalogSource,
         Contract::V0_3,

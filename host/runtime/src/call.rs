@@ -495,39 +495,53 @@ macro_rules! impl_host {
     };
 }
 
+impl_host!(crate::bindings::v0_4);
 impl_host!(crate::bindings::v0_3);
 impl_host!(crate::bindings::v0_2);
 impl_host!(crate::bindings::v0_1);
 
-impl crate::bindings::v0_3::catalog::Host for CallState {
-    fn lookup(
-        &mut self,
-        refs: Vec<String>,
-    ) -> Result<
-        Vec<Option<crate::bindings::v0_3::types::Entity>>,
-        crate::bindings::v0_3::catalog::Error,
-    > {
-        use crate::bindings::v0_3::catalog::Error as E;
-        let deadline = self.hooks.deadline;
-        match crate::catalog::lookup(self.catalog.as_ref(), &refs, deadline) {
-            Ok(found) => Ok(found.iter().map(|e| e.as_ref().map(Into::into)).collect()),
-            Err(refused) => {
-                let error = match refused {
-                    Refused::TooMany(n) => E::TooManyReferences(n.min(u32::MAX as usize) as u32),
-                    Refused::Lookup(LookupError::InvalidReference { index, message }) => {
-                        E::InvalidReference((index as u32, message))
+/// The `catalog` import, once for every contract version that has it
+/// (0.3.0 on); each forwards to the one lookup in `crate::catalog`.
+macro_rules! impl_catalog {
+    ($($version:ident)::+) => {
+        impl $($version)::+::catalog::Host for CallState {
+            fn lookup(
+                &mut self,
+                refs: Vec<String>,
+            ) -> Result<
+                Vec<Option<$($version)::+::types::Entity>>,
+                $($version)::+::catalog::Error,
+            > {
+                use $($version)::+::catalog::Error as E;
+                let deadline = self.hooks.deadline;
+                match crate::catalog::lookup(self.catalog.as_ref(), &refs, deadline) {
+                    Ok(found) => Ok(found.iter().map(|e| e.as_ref().map(Into::into)).collect()),
+                    Err(refused) => {
+                        let error = match refused {
+                            Refused::TooMany(n) => {
+                                E::TooManyReferences(n.min(u32::MAX as usize) as u32)
+                            }
+                            Refused::Lookup(LookupError::InvalidReference { index, message }) => {
+                                E::InvalidReference((index as u32, message))
+                            }
+                            Refused::Lookup(LookupError::Unavailable(message)) => {
+                                E::Unavailable(message)
+                            }
+                        };
+                        self.push_log(
+                            LogLevel::Debug,
+                            &format!("catalog lookup refused: {error:?}"),
+                        );
+                        Err(error)
                     }
-                    Refused::Lookup(LookupError::Unavailable(message)) => E::Unavailable(message),
-                };
-                self.push_log(
-                    LogLevel::Debug,
-                    &format!("catalog lookup refused: {error:?}"),
-                );
-                Err(error)
+                }
             }
         }
-    }
+    };
 }
+
+impl_catalog!(crate::bindings::v0_4);
+impl_catalog!(crate::bindings::v0_3);
 
 /// Why the host refused a secret; each contract version has its own copy of
 /// this as `host.error`.

@@ -1,4 +1,4 @@
-//! `portolan:plugin/catalog` (contract 0.3.0): read-only catalog lookups
+//! `portolan:plugin/catalog` (since contract 0.3.0): read-only catalog lookups
 //! for plugins.
 //!
 //! The runtime does not know the catalog's tables: the server hands it a

@@ -5,9 +5,10 @@
 //! outcomes and errors) is converted by one macro instantiated per version.
 //! What changed in 0.2.0 (a check plugin's checks, an outcome's `error`
 //! status, an action's filters, role and approval, an invocation's actor and
-//! attempt) is converted by a second macro for 0.2.0 and 0.3.0 (which only
-//! adds the `catalog` import), and by hand for 0.1.0, which is adapted to the
-//! current model as `wit/README.md` ("Supported versions") says.
+//! attempt) is converted by a second macro for 0.2.0, 0.3.0 and 0.4.0 (which
+//! only add the `catalog` import and the check's `evaluate-rules`), and by
+//! hand for 0.1.0, which is adapted to the current model as `wit/README.md`
+//! ("Supported versions") says.
 //!
 //! `describe` answers are converted to [`Described`], whose JSON fields are
 //! still text: [`crate::plugin`] validates them the same way for every
@@ -105,6 +106,40 @@ pub(crate) fn check_outcomes<O: Into<RawOutcome>>(
                 message: o.message,
                 value,
             })
+        })
+        .collect()
+}
+
+/// Checks an `evaluate-rules` answer against the call it was for and
+/// converts it: exactly `rules` results, each as [`check_outcomes`] wants.
+/// A wrong number of results, or of outcomes in any result, fails the
+/// whole call; a rule's own error stands for that rule.
+pub(crate) fn rule_results<O: Into<RawOutcome>, E: Into<CallError>>(
+    results: Vec<Result<Vec<O>, E>>,
+    rules: usize,
+    expected: usize,
+) -> Result<Vec<Result<Vec<CheckOutcome>, CallError>>, CallError> {
+    if results.len() != rules {
+        return Err(CallError::BadOutput {
+            message: format!(
+                "evaluate-rules returned {} results for {rules} rules",
+                results.len()
+            ),
+        });
+    }
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(r, result)| match result {
+            Err(e) => Ok(Err(e.into())),
+            Ok(outcomes) => check_outcomes(outcomes, expected)
+                .map(Ok)
+                .map_err(|e| match e {
+                    CallError::BadOutput { message } => CallError::BadOutput {
+                        message: format!("rule {r}: {message}"),
+                    },
+                    other => other,
+                }),
         })
         .collect()
 }
@@ -358,13 +393,14 @@ macro_rules! shared_conversions {
     };
 }
 
+shared_conversions!(crate::bindings::v0_4);
 shared_conversions!(crate::bindings::v0_3);
 shared_conversions!(crate::bindings::v0_2);
 shared_conversions!(crate::bindings::v0_1);
 
-// ---- What changed in 0.2.0 (and 0.3.0 keeps): the current shapes.
+// ---- What changed in 0.2.0 (and 0.3.0 and 0.4.0 keep): the current shapes.
 
-/// The shapes 0.2.0 introduced, which 0.3.0 keeps unchanged: one
+/// The shapes 0.2.0 introduced, which 0.3.0 and 0.4.0 keep unchanged: one
 /// conversion per version of the same code.
 macro_rules! current_conversions {
     ($($v:ident)::+) => {
@@ -468,6 +504,7 @@ macro_rules! current_conversions {
     };
 }
 
+current_conversions!(crate::bindings::v0_4);
 current_conversions!(crate::bindings::v0_3);
 current_conversions!(crate::bindings::v0_2);
 

@@ -111,6 +111,12 @@ impl Runtime {
                     .context(concat!("linking portolan:plugin/types@", $version))?;
             };
         }
+        link_contract!(crate::bindings::v0_4, "0.4.0");
+        crate::bindings::v0_4::catalog::add_to_linker::<CallState, HasSelf<CallState>>(
+            &mut linker,
+            |s| s,
+        )
+        .context("linking portolan:plugin/catalog@0.4.0")?;
         link_contract!(crate::bindings::v0_3, "0.3.0");
         crate::bindings::v0_3::catalog::add_to_linker::<CallState, HasSelf<CallState>>(
             &mut linker,

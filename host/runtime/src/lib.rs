@@ -6,10 +6,10 @@
 //!   pooling allocator sized for every guest language, epoch interruption) and
 //!   the ticker thread that drives call deadlines.
 //! - [`bindings`]: host-side bindings generated from the WIT contract, one
-//!   module per supported contract version (`wit/` is 0.3.0, `wit/v0.2.0/`
-//!   and `wit/v0.1.0/` the frozen older ones) and inside it one per plugin
-//!   role.
-//! - [`catalog`]: the `catalog` import (0.3.0): read-only lookups of
+//!   module per supported contract version (`wit/` is 0.4.0, `wit/v0.3.0/`,
+//!   `wit/v0.2.0/` and `wit/v0.1.0/` the frozen older ones) and inside it
+//!   one per plugin role.
+//! - [`catalog`]: the `catalog` import (since 0.3.0): read-only lookups of
 //!   entities, answered by a [`CatalogLookup`] the server supplies.
 //! - [`sidecar`]: the operator's grants for one plugin (`NAME.toml` beside
 //!   `NAME.wasm`), parsed strictly and validated with every problem reported.
@@ -45,7 +45,7 @@ pub use bindings::Contract;
 pub use call::{CallControl, CallError, CallReport, LogLevel, LogLine, LogSink};
 pub use catalog::{CatalogAccess, CatalogLookup, LookupError, MAX_LOOKUP_REFS};
 pub use engine::{Runtime, RuntimeConfig};
-pub use plugin::{EntityBatch, Plugin, Role};
+pub use plugin::{EntityBatch, Plugin, Role, RuleCall, RulesReport};
 pub use registry::{PluginEntry, PluginStatus, Registry};
 pub use schedule::Schedule;
 pub use sidecar::{Grants, Limits, ScaffoldStep, ScaffoldTarget, Sidecar};

@@ -18,8 +18,8 @@ use serde_json::Value;
 use wasmtime::component::Component;
 use wasmtime::{Store, UpdateDeadline};
 
-use crate::bindings::{self, v0_1, v0_2, v0_3, Contract};
-use crate::call::{CallControl, CallError, CallReport, CallState, CancelRequested};
+use crate::bindings::{self, v0_1, v0_2, v0_3, v0_4, Contract};
+use crate::call::{CallControl, CallError, CallReport, CallState, CancelRequested, LogLine};
 use crate::convert::{self, Described, DescribedCheck, DescribedRole};
 use crate::engine::{Runtime, EPOCH_TICK};
 use crate::model::{
@@ -74,6 +74,7 @@ pub struct Description {
 /// good share of a check call's host-side cost.
 pub struct EntityBatch<'a> {
     entities: Cow<'a, [Entity]>,
+    v0_4: OnceLock<Vec<v0_4::types::Entity>>,
     v0_3: OnceLock<Vec<v0_3::types::Entity>>,
     v0_2: OnceLock<Vec<v0_2::types::Entity>>,
     v0_1: OnceLock<Vec<v0_1::types::Entity>>,
@@ -95,6 +96,7 @@ impl<'a> EntityBatch<'a> {
     fn from_cow(entities: Cow<'a, [Entity]>) -> Self {
         EntityBatch {
             entities,
+            v0_4: OnceLock::new(),
             v0_3: OnceLock::new(),
             v0_2: OnceLock::new(),
             v0_1: OnceLock::new(),
@@ -121,6 +123,10 @@ impl<'a> EntityBatch<'a> {
         }
     }
 
+    fn v0_4(&self, sent: &[&Entity]) -> Cow<'_, [v0_4::types::Entity]> {
+        self.shaped(&self.v0_4, sent)
+    }
+
     fn v0_3(&self, sent: &[&Entity]) -> Cow<'_, [v0_3::types::Entity]> {
         self.shaped(&self.v0_3, sent)
     }
@@ -134,6 +140,64 @@ impl<'a> EntityBatch<'a> {
     }
 }
 
+/// One rule of a [`Plugin::evaluate_rules`] call: a check the plugin
+/// offers and the rule's parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleCall<'a> {
+    pub check: &'a str,
+    pub parameters: &'a Value,
+}
+
+/// What [`Plugin::evaluate_rules`] answered, with the log and time of
+/// every call it made.
+#[derive(Debug)]
+pub struct RulesReport {
+    /// One per rule, in order.
+    pub results: Vec<Result<Vec<CheckOutcome>, CallError>>,
+    pub logs: Vec<LogLine>,
+    /// The calls' time, added up.
+    pub elapsed: Duration,
+    /// Calls made to the plugin (a call for several rules counts once).
+    pub calls: usize,
+    /// Why a call for several rules failed as a whole, when its rules were
+    /// then evaluated one by one.
+    pub split: Option<CallError>,
+}
+
+impl RulesReport {
+    fn add(&mut self, logs: Vec<LogLine>, elapsed: Duration) {
+        self.logs.extend(logs);
+        self.elapsed += elapsed;
+    }
+}
+
+/// A check's outcomes for the entities it was sent, spread over the whole
+/// batch: the entities of kinds it does not apply to are skipped.
+fn with_skips(
+    info: &CheckInfo,
+    applies: &[bool],
+    outcomes: Vec<CheckOutcome>,
+) -> Vec<CheckOutcome> {
+    if applies.iter().all(|a| *a) {
+        return outcomes;
+    }
+    let mut outcomes = outcomes.into_iter();
+    applies
+        .iter()
+        .map(|applies| match applies {
+            true => outcomes.next().expect("one outcome per entity sent"),
+            false => CheckOutcome {
+                status: CheckStatus::Skip,
+                message: Some(format!(
+                    "the check applies to {} only",
+                    info.entity_kinds.join(", ")
+                )),
+                value: None,
+            },
+        })
+        .collect()
+}
+
 /// Declares the pre-linked component of one role: one variant per
 /// supported contract version (the `Contract` variant's name), and `new`,
 /// which type-checks a component against that version's world. Adding a
@@ -141,6 +205,7 @@ impl<'a> EntityBatch<'a> {
 macro_rules! role_pre {
     ($name:ident, $world:ident::$pre:ident) => {
         enum $name {
+            V0_4(v0_4::$world::$pre<CallState>),
             V0_3(v0_3::$world::$pre<CallState>),
             V0_2(v0_2::$world::$pre<CallState>),
             V0_1(v0_1::$world::$pre<CallState>),
@@ -152,6 +217,7 @@ macro_rules! role_pre {
                 pre: wasmtime::component::InstancePre<CallState>,
             ) -> wasmtime::Result<$name> {
                 Ok(match contract {
+                    Contract::V0_4 => $name::V0_4(v0_4::$world::$pre::new(pre)?),
                     Contract::V0_3 => $name::V0_3(v0_3::$world::$pre::new(pre)?),
                     Contract::V0_2 => $name::V0_2(v0_2::$world::$pre::new(pre)?),
                     Contract::V0_1 => $name::V0_1(v0_1::$world::$pre::new(pre)?),
@@ -168,6 +234,11 @@ macro_rules! role_pre {
 macro_rules! on_version {
     ($pre:expr, $name:ident, |$p:ident, $v:ident| $body:expr) => {
         match $pre {
+            $name::V0_4($p) => {
+                #[allow(unused_imports)]
+                use crate::bindings::v0_4 as $v;
+                $body
+            }
             $name::V0_3($p) => {
                 #[allow(unused_imports)]
                 use crate::bindings::v0_3 as $v;
@@ -550,22 +621,14 @@ impl Plugin {
         parameters: &Value,
         batch: &EntityBatch<'_>,
     ) -> CallReport<Vec<CheckOutcome>> {
-        let entities = batch.entities();
         if self.role != Role::ScorecardCheck {
             return self.wrong_role(Role::ScorecardCheck);
         }
-        let Some(info) = self.checks.iter().find(|c| c.id == check) else {
-            let offered: Vec<&str> = self.checks.iter().map(|c| c.id.as_str()).collect();
-            return CallReport::failed(CallError::plugin(
-                "unknown-check",
-                None,
-                format!(
-                    "plugin \"{}\" offers no check {check:?}; it offers: {}",
-                    self.id,
-                    offered.join(", ")
-                ),
-            ));
+        let info = match self.offered_check(check) {
+            Ok(info) => info,
+            Err(e) => return CallReport::failed(e),
         };
+        let entities = batch.entities();
         let applies: Vec<bool> = entities.iter().map(|e| info.applies_to(&e.kind)).collect();
         let sent: Vec<&Entity> = entities
             .iter()
@@ -579,6 +642,14 @@ impl Plugin {
             let expected = sent.len();
             self.call(self.timeout(), |pre, store| {
                 let result = match pre {
+                    Pre::Check(CheckPre::V0_4(p)) => {
+                        let batch = batch.v0_4(&sent);
+                        p.instantiate(&mut *store)?
+                            .portolan_plugin_check()
+                            .call_evaluate(&mut *store, check, &params, &batch)?
+                            .map_err(CallError::from)
+                            .and_then(|o| convert::check_outcomes(o, expected))
+                    }
                     Pre::Check(CheckPre::V0_3(p)) => {
                         let batch = batch.v0_3(&sent);
                         p.instantiate(&mut *store)?
@@ -608,39 +679,167 @@ impl Plugin {
                 Ok(result)
             })
         };
-        if sent.len() < entities.len() {
-            report.result = report.result.map(|outcomes| {
-                let mut outcomes = outcomes.into_iter();
-                applies
-                    .iter()
-                    .map(|applies| match applies {
-                        true => outcomes.next().expect("one outcome per entity sent"),
-                        false => CheckOutcome {
-                            status: CheckStatus::Skip,
-                            message: Some(format!(
-                                "the check applies to {} only",
-                                info.entity_kinds.join(", ")
-                            )),
-                            value: None,
-                        },
-                    })
-                    .collect()
-            });
-        }
-        self.redact_check_report(&mut report);
+        report.result = report
+            .result
+            .map(|outcomes| with_skips(info, &applies, outcomes));
+        self.redact_check_result(&mut report.result);
         report
+    }
+
+    /// Evaluates a batch of entities under several rules of this plugin
+    /// (each a check it offers and that rule's parameters). Returns one
+    /// result per rule, in order: that rule's outcome per entity, or why
+    /// its share failed, as [`Plugin::evaluate_batch`] would for the rule
+    /// alone.
+    ///
+    /// A plugin built against contract 0.4.0 is called once for all the
+    /// rules (`evaluate-rules`; once per set of entities, when the rules'
+    /// checks apply to different kinds), so the batch crosses into the
+    /// plugin once instead of once per rule; the call may take the
+    /// plugin's timeout once per rule. If such a call fails as a whole (a
+    /// trap, the deadline, an answer of the wrong shape), its rules are
+    /// evaluated again one by one, so a misbehaving check costs only its
+    /// own rules; [`RulesReport::split`] says why. Older plugins, and
+    /// single rules, are called once per rule.
+    pub fn evaluate_rules(&self, rules: &[RuleCall<'_>], batch: &EntityBatch<'_>) -> RulesReport {
+        let mut report = RulesReport {
+            results: Vec::with_capacity(rules.len()),
+            logs: Vec::new(),
+            elapsed: Duration::ZERO,
+            calls: 0,
+            split: None,
+        };
+        let one_by_one = |report: &mut RulesReport, rule: &RuleCall<'_>| {
+            let single = self.evaluate_batch(rule.check, rule.parameters, batch);
+            report.calls += 1;
+            report.add(single.logs, single.elapsed);
+            single.result
+        };
+        let grouped = matches!(&self.pre, Pre::Check(CheckPre::V0_4(_)));
+        if !grouped || rules.len() < 2 {
+            for rule in rules {
+                let result = one_by_one(&mut report, rule);
+                report.results.push(result);
+            }
+            return report;
+        }
+        // Rules whose checks apply to the same entities share a call; a
+        // rule naming a check the plugin does not offer fails alone.
+        let entities = batch.entities();
+        let mut results: Vec<Option<Result<Vec<CheckOutcome>, CallError>>> =
+            (0..rules.len()).map(|_| None).collect();
+        let mut groups: Vec<(Vec<bool>, Vec<usize>)> = Vec::new();
+        for (r, rule) in rules.iter().enumerate() {
+            match self.offered_check(rule.check) {
+                Err(e) => results[r] = Some(Err(e)),
+                Ok(info) => {
+                    let applies: Vec<bool> =
+                        entities.iter().map(|e| info.applies_to(&e.kind)).collect();
+                    match groups.iter_mut().find(|(a, _)| *a == applies) {
+                        Some((_, members)) => members.push(r),
+                        None => groups.push((applies, vec![r])),
+                    }
+                }
+            }
+        }
+        for (applies, members) in groups {
+            let sent: Vec<&Entity> = entities
+                .iter()
+                .zip(&applies)
+                .filter_map(|(e, applies)| applies.then_some(e))
+                .collect();
+            if sent.is_empty() || members.len() == 1 {
+                for r in members {
+                    results[r] = Some(one_by_one(&mut report, &rules[r]));
+                }
+                continue;
+            }
+            let calls: Vec<(String, String)> = members
+                .iter()
+                .map(|&r| {
+                    (
+                        rules[r].check.to_owned(),
+                        model::json_text(rules[r].parameters),
+                    )
+                })
+                .collect();
+            let expected = sent.len();
+            let timeout = self.timeout().saturating_mul(members.len() as u32);
+            let call = self.call(timeout, |pre, store| {
+                let Pre::Check(CheckPre::V0_4(p)) = pre else {
+                    unreachable!("grouped calls are made to 0.4.0 check plugins only")
+                };
+                use v0_4::check::exports::portolan::plugin::check as wit;
+                let wit_rules: Vec<wit::Rule> = calls
+                    .iter()
+                    .map(|(check, parameters)| wit::Rule {
+                        check: check.clone(),
+                        parameters: parameters.clone(),
+                    })
+                    .collect();
+                let batch = batch.v0_4(&sent);
+                let answers = p
+                    .instantiate(&mut *store)?
+                    .portolan_plugin_check()
+                    .call_evaluate_rules(&mut *store, &wit_rules, &batch)?;
+                Ok(convert::rule_results(answers, calls.len(), expected))
+            });
+            report.calls += 1;
+            report.add(call.logs, call.elapsed);
+            match call.result {
+                Ok(answers) => {
+                    for (&r, answer) in members.iter().zip(answers) {
+                        let info = self
+                            .offered_check(rules[r].check)
+                            .expect("grouped rules name offered checks");
+                        let mut result = answer.map(|o| with_skips(info, &applies, o));
+                        self.redact_check_result(&mut result);
+                        results[r] = Some(result);
+                    }
+                }
+                Err(mut whole) => {
+                    self.redact_check_error(&mut whole);
+                    report.split = Some(whole);
+                    for r in members {
+                        results[r] = Some(one_by_one(&mut report, &rules[r]));
+                    }
+                }
+            }
+        }
+        report.results = results
+            .into_iter()
+            .map(|r| r.expect("every rule answered"))
+            .collect();
+        report
+    }
+
+    /// The check `check` as the plugin described it, or the plugin error
+    /// `unknown-check` (the plugin is not called).
+    fn offered_check(&self, check: &str) -> Result<&CheckInfo, CallError> {
+        self.checks.iter().find(|c| c.id == check).ok_or_else(|| {
+            let offered: Vec<&str> = self.checks.iter().map(|c| c.id.as_str()).collect();
+            CallError::plugin(
+                "unknown-check",
+                None,
+                format!(
+                    "plugin \"{}\" offers no check {check:?}; it offers: {}",
+                    self.id,
+                    offered.join(", ")
+                ),
+            )
+        })
     }
 
     /// Masks the host's secrets in what a check answered (messages,
     /// values, the plugin's own error message): outcomes are stored as
     /// results and shown on pages and badges, so a plugin that echoes a
     /// secret it was granted must not publish it.
-    fn redact_check_report(&self, report: &mut CallReport<Vec<CheckOutcome>>) {
+    fn redact_check_result(&self, result: &mut Result<Vec<CheckOutcome>, CallError>) {
         if self.runtime.secrets().is_empty() {
             return;
         }
         let runtime = &self.runtime;
-        match &mut report.result {
+        match result {
             Ok(outcomes) => {
                 for outcome in outcomes {
                     if let Some(message) = &mut outcome.message {
@@ -651,12 +850,20 @@ impl Plugin {
                     }
                 }
             }
-            Err(
-                CallError::Plugin { message, .. }
-                | CallError::BadOutput { message }
-                | CallError::Trap { message },
-            ) => *message = runtime.redact(message),
-            Err(_) => {}
+            Err(e) => self.redact_check_error(e),
+        }
+    }
+
+    /// Masks the host's secrets in the text of a failed check call.
+    fn redact_check_error(&self, error: &mut CallError) {
+        if self.runtime.secrets().is_empty() {
+            return;
+        }
+        match error {
+            CallError::Plugin { message, .. }
+            | CallError::BadOutput { message }
+            | CallError::Trap { message } => *message = self.runtime.redact(message),
+            _ => {}
         }
     }
 

@@ -11,16 +11,20 @@
 //! prints:
 //!
 //! 1. **Full evaluation, end to end** (`evaluate::evaluate_now`, the code a
-//!    worker runs): read the covered entities page by page, call each
-//!    rule's check on batches of 500 (rules in parallel on the blocking
-//!    pool), compute levels, write every result and level; run twice (the
-//!    first writes every level, the second only replaces results).
+//!    worker runs): read the covered entities page by page, call the
+//!    plugin once per batch of 500 for its ten rules (batches in parallel
+//!    on the blocking pool), compute levels, write every result and level;
+//!    run twice (the first writes every level, the second only replaces
+//!    results).
 //! 2. **The native baseline, end to end**: the same pages, the same ten
 //!    rules as Rust closures, the same level computation and the same
 //!    writes, on a second scorecard, one phase after another (no overlap),
 //!    with the time of each phase (read, rules, write).
 //! 3. **Checks alone**: the 1,000,000 rule verdicts without the database,
-//!    wasm (batches of 500 on 2 threads) beside native (2 threads).
+//!    wasm (batches of 500 on 2 threads, one `evaluate-rules` call per
+//!    batch for the ten rules, as an evaluation calls them; and one call
+//!    per rule and batch, as before contract 0.4.0) beside native (2
+//!    threads).
 //!
 //! Goal (issue 6): a full evaluation of 100,000 entities x 10 rules in
 //! <= 5 s on 2 cores. `BENCH_QUICK=1` runs 10,000 entities.
@@ -358,6 +362,7 @@ async fn run(n: usize) {
             .collect(),
     );
     let threads = 2;
+    // (a) One call per rule and batch, as before contract 0.4.0.
     let t = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|k| {
@@ -381,8 +386,38 @@ async fn run(n: usize) {
             })
         })
         .collect();
+    let per_rule_verdicts: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    let wasm_per_rule = t.elapsed();
+    // (b) One call for the ten rules per batch (`evaluate-rules`), as an
+    // evaluation makes them; the threads take alternate batches.
+    let rules: Arc<Vec<(String, Value)>> = Arc::new(
+        RULES
+            .iter()
+            .map(|(_, _, field)| ("required-fields".to_owned(), json!({"fields": [field]})))
+            .collect(),
+    );
+    let t = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|k| {
+            let plugin = plugin.clone();
+            let entities = plugin_entities.clone();
+            let rules = rules.clone();
+            std::thread::spawn(move || {
+                let mut verdicts = 0usize;
+                for batch in entities.iter().skip(k).step_by(threads) {
+                    let answer = portolan::checks::evaluate_rules(&plugin, &rules, batch);
+                    assert_eq!(answer.calls, 1, "one call for all the rules");
+                    for result in answer.results {
+                        verdicts += result.expect("check call").len();
+                    }
+                }
+                verdicts
+            })
+        })
+        .collect();
     let verdicts: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
     let wasm_checks = t.elapsed();
+    assert_eq!(verdicts, per_rule_verdicts);
     let t = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|k| {
@@ -399,11 +434,17 @@ async fn run(n: usize) {
     let native_checks = t.elapsed();
     assert_eq!(verdicts, native_verdicts);
     println!(
-        "checks alone ({verdicts} verdicts, {threads} threads): wasm {:.2} s ({:.2} us/verdict)   native {:.2} s   ratio {:.1}x",
+        "checks alone ({verdicts} verdicts, {threads} threads): wasm {:.2} s ({:.2} us/verdict, one call per batch for the {} rules)   native {:.2} s   ratio {:.1}x",
         wasm_checks.as_secs_f64(),
         wasm_checks.as_secs_f64() * 1e6 / verdicts as f64,
+        RULES.len(),
         native_checks.as_secs_f64(),
         wasm_checks.as_secs_f64() / native_checks.as_secs_f64()
+    );
+    println!(
+        "         wasm with one call per rule and batch (contract 0.3.0's only way): {:.2} s ({:.2} us/verdict)",
+        wasm_per_rule.as_secs_f64(),
+        wasm_per_rule.as_secs_f64() * 1e6 / per_rule_verdicts as f64,
     );
     let best = wasm_runs.iter().min().copied().unwrap_or(Duration::ZERO);
     let best_native = native_runs.iter().min().copied().unwrap_or(Duration::ZERO);

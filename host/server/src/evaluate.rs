@@ -386,7 +386,9 @@ pub struct Counts {
     /// Entities whose results were removed (gone from the catalog or no
     /// longer covered).
     pub forgotten: usize,
-    /// Plugin calls made, and how many of them failed.
+    /// Plugin calls made (a call for several rules counts once), and how
+    /// many failures they met: a rule's share of a batch that failed, and
+    /// a call for several rules that failed as a whole.
     pub calls: usize,
     pub failed_calls: usize,
 }
@@ -467,6 +469,9 @@ pub struct Plan {
     definition: ScorecardDefinition,
     rules: Vec<RulePlan>,
     exemptions: ActiveExemptions,
+    /// Plugins whose call for several rules failed as a whole during this
+    /// evaluation: their rules are called one by one from then on.
+    split: std::sync::Mutex<HashSet<String>>,
 }
 
 impl Plan {
@@ -506,29 +511,31 @@ impl Plan {
             definition,
             rules,
             exemptions: ActiveExemptions::at(exemptions, Utc::now()),
+            split: std::sync::Mutex::new(HashSet::new()),
         }
     }
 
     /// Evaluates a chunk of entities: every rule's check on batches of
     /// them, in parallel on the blocking pool, then each entity's level.
+    ///
+    /// The rules a plugin serves over the same entities go to it together,
+    /// one call per batch (`evaluate-rules`), so a batch crosses into the
+    /// plugin once for all of them. When such a call fails as a whole, the
+    /// runtime evaluates those rules again one by one, and the plugin's
+    /// rules are called one by one for the rest of this evaluation: a
+    /// misbehaving check then costs each batch one failed call, not two.
     pub async fn evaluate_chunk(
         &self,
         entities: &[CatalogEntity],
         counts: &mut Counts,
     ) -> Vec<EntityEvaluation> {
-        // The batches of entities as plugins see them, made once per set of
-        // entities some rule applies to and shared by every rule with that
-        // set (usually all of them), instead of copied for each rule.
-        let mut batches_of: HashMap<Vec<usize>, Vec<CallBatch>> = HashMap::new();
         let kinds: Vec<String> = entities.iter().map(|e| e.kind.to_lowercase()).collect();
         // answers[entity][rule]
         let mut answers: Vec<Vec<Option<CheckAnswer>>> =
             vec![vec![None; self.rules.len()]; entities.len()];
-        let mut calls = tokio::task::JoinSet::new();
-        let parallel = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
+        // The rules that call a plugin, grouped by plugin and by the
+        // entities they apply to (usually one group per plugin).
+        let mut groups: Vec<RuleGroup> = Vec::new();
         for (r, rule) in self.rules.iter().enumerate() {
             let (applicable, other_kinds): (Vec<usize>, Vec<usize>) = (0..entities.len())
                 .partition(|&i| rule.kinds.is_empty() || rule.kinds.contains(&kinds[i]));
@@ -542,8 +549,8 @@ impl Plan {
                     value: None,
                 });
             }
-            let (plugin, check) = match &rule.check {
-                Ok(c) => c.clone(),
+            let plugin = match &rule.check {
+                Ok((plugin, _)) => plugin,
                 Err(why) => {
                     for &i in &applicable {
                         answers[i][r] = Some(error_answer(why.clone()));
@@ -551,8 +558,33 @@ impl Plan {
                     continue;
                 }
             };
+            if applicable.is_empty() {
+                continue;
+            }
+            let alone = self.split.lock().is_ok_and(|s| s.contains(&plugin.id));
+            let joins = groups
+                .iter_mut()
+                .find(|g| !alone && Arc::ptr_eq(&g.plugin, plugin) && g.applicable == applicable);
+            match joins {
+                Some(group) => group.rules.push(r),
+                None => groups.push(RuleGroup {
+                    plugin: plugin.clone(),
+                    applicable,
+                    rules: vec![r],
+                }),
+            }
+        }
+        // The batches of entities as plugins see them, made once per set
+        // of entities and shared by every group with that set.
+        let mut batches_of: HashMap<Vec<usize>, Vec<CallBatch>> = HashMap::new();
+        let mut calls = tokio::task::JoinSet::new();
+        let parallel = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
+        for group in groups {
             let batches = batches_of
-                .entry(applicable)
+                .entry(group.applicable.clone())
                 .or_insert_with_key(|applicable| {
                     applicable
                         .chunks(CALL_BATCH)
@@ -567,50 +599,82 @@ impl Plan {
                         })
                         .collect()
                 });
+            let rules: Arc<Vec<(usize, (String, Value))>> = Arc::new(
+                group
+                    .rules
+                    .iter()
+                    .map(|&r| {
+                        let rule = &self.rules[r];
+                        let check = match &rule.check {
+                            Ok((_, check)) => check.clone(),
+                            Err(_) => unreachable!("only rules with a plugin are grouped"),
+                        };
+                        (r, (check, rule.parameters.clone()))
+                    })
+                    .collect(),
+            );
             for batch in batches.iter() {
                 let CallBatch { indices, entities } = batch.clone();
-                let (plugin, check) = (plugin.clone(), check.clone());
-                let parameters = rule.parameters.clone();
+                let (plugin, rules) = (group.plugin.clone(), rules.clone());
                 let permits = permits.clone();
                 calls.spawn(async move {
                     let _permit = permits.acquire_owned().await;
+                    let call_rules = rules.clone();
                     let report = tokio::task::spawn_blocking(move || {
-                        let result = checks::evaluate(&plugin, &check, &parameters, &entities);
-                        (indices, result)
+                        let calls: Vec<(String, Value)> =
+                            call_rules.iter().map(|(_, call)| call.clone()).collect();
+                        let answer = checks::evaluate_rules(&plugin, &calls, &entities);
+                        (plugin, answer)
                     })
                     .await;
-                    (r, report)
+                    (rules, indices, report)
                 });
             }
         }
         while let Some(joined) = calls.join_next().await {
-            let Ok((r, report)) = joined else { continue };
-            counts.calls += 1;
-            let (batch, result) = match report {
+            let Ok((rules, batch, report)) = joined else {
+                continue;
+            };
+            let (plugin, report) = match report {
                 Ok(done) => done,
                 Err(e) => {
-                    // The blocking task panicked: the whole rule errs.
+                    // The blocking task panicked: its rules err on its batch.
+                    counts.calls += 1;
                     counts.failed_calls += 1;
-                    for answers in answers.iter_mut() {
-                        if answers[r].is_none() {
-                            answers[r] =
+                    for &(r, _) in rules.iter() {
+                        for &i in batch.iter() {
+                            answers[i][r] =
                                 Some(error_answer(format!("the check's call failed: {e}")));
                         }
                     }
                     continue;
                 }
             };
-            match result {
-                Ok(outcomes) => {
-                    for (&i, answer) in batch.iter().zip(outcomes) {
-                        answers[i][r] = Some(answer);
-                    }
+            counts.calls += report.calls;
+            if let Some(why) = &report.split {
+                counts.failed_calls += 1;
+                tracing::warn!(
+                    plugin = %plugin.id,
+                    error = %why,
+                    "a call for several rules failed as a whole; the plugin's rules are now called one by one"
+                );
+                if let Ok(mut split) = self.split.lock() {
+                    split.insert(plugin.id.clone());
                 }
-                Err(e) => {
-                    counts.failed_calls += 1;
-                    let why = call_failure(&e);
-                    for &i in batch.iter() {
-                        answers[i][r] = Some(error_answer(why.clone()));
+            }
+            for (&(r, _), result) in rules.iter().zip(report.results) {
+                match result {
+                    Ok(outcomes) => {
+                        for (&i, answer) in batch.iter().zip(outcomes) {
+                            answers[i][r] = Some(answer);
+                        }
+                    }
+                    Err(e) => {
+                        counts.failed_calls += 1;
+                        let why = call_failure(&e);
+                        for &i in batch.iter() {
+                            answers[i][r] = Some(error_answer(why.clone()));
+                        }
                     }
                 }
             }
@@ -634,6 +698,15 @@ impl Plan {
             })
             .collect()
     }
+}
+
+/// Rules of one plugin over the same entities of a chunk, called together.
+struct RuleGroup {
+    plugin: Arc<Plugin>,
+    /// The entities' positions in the chunk.
+    applicable: Vec<usize>,
+    /// The rules' positions in the plan.
+    rules: Vec<usize>,
 }
 
 /// One call's share of a chunk: the entities' positions in the chunk and

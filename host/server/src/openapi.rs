@@ -292,7 +292,7 @@ pub fn document() -> Value {
                         "error": {"type": "string"},
                         "role": {"$ref": "#/components/schemas/PluginRole"},
                         "version": {"type": "string"},
-                        "contract": {"type": "string", "enum": ["0.3.0", "0.2.0", "0.1.0"], "description": "The portolan:plugin contract version the component was built against; 0.2.0 plugins lack the catalog import, 0.1.0 plugins are adapted to the current model"},
+                        "contract": {"type": "string", "enum": ["0.4.0", "0.3.0", "0.2.0", "0.1.0"], "description": "The portolan:plugin contract version the component was built against; 0.3.0 check plugins lack evaluate-rules (the host calls them once per rule), 0.2.0 plugins also lack the catalog import, 0.1.0 plugins are adapted to the current model"},
                         "hash": {"type": "string", "description": "SHA-256 of the .wasm file"},
                         "describe": {"$ref": "#/components/schemas/PluginDescription"},
                         "grants": {"type": "object", "description": "What the sidecar grants: limits, httpAllow, dirs, secrets (names), settings"},

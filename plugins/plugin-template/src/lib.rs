@@ -8,7 +8,7 @@
 //! `NAME.toml`, a README with build and install steps and a
 //! `catalog-info.yaml` for a Component of type `portolan-plugin`) plus the
 //! layer of the chosen role, whose `src/lib.rs` is a working skeleton with
-//! unit tests for contract 0.3.0.
+//! unit tests for contract 0.4.0.
 //!
 //! With `language` other than `rust`, the project is the SDK template of that
 //! language and role (`sdk/python`, `sdk/js` or `sdk/c`, `templates/ROLE`,
@@ -148,7 +148,7 @@ fn generate(params: &Params) -> Result<Output, Error> {
         links,
         messages: vec![
             format!(
-                "Created the {} plugin {} ({} on the Portolan SDK, contract 0.3.0), owned by {}.",
+                "Created the {} plugin {} ({} on the Portolan SDK, contract 0.4.0), owned by {}.",
                 params.role,
                 params.name,
                 role_trait(params.role),

@@ -8,8 +8,8 @@
 //! `metadata.*`, `spec.*`, `relations`). A field counts as filled when it is
 //! present and neither null, blank text, an empty list nor an empty mapping.
 
-use portolan_sdk::check::{Error, Outcome, PluginInfo};
-use portolan_sdk::{about, Entity, ScorecardCheck};
+use portolan_sdk::check::{Error, Outcome, PluginInfo, Rule};
+use portolan_sdk::{about, Entity, FieldReader, ScorecardCheck};
 use serde_json::{json, Value};
 
 /// The one check this plugin offers.
@@ -52,8 +52,32 @@ impl ScorecardCheck for RequiredFields {
         let fields = fields(&parameters)?;
         Ok(entities
             .iter()
-            .map(|entity| evaluate_one(entity, &fields))
+            .map(|entity| evaluate_one(&entity.fields(), &fields))
             .collect())
+    }
+
+    /// All the rules over each entity in turn, so that its `spec` is
+    /// parsed once for every rule instead of once per rule.
+    fn evaluate_rules(rules: Vec<Rule>, entities: Vec<Entity>) -> Vec<Result<Vec<Outcome>, Error>> {
+        let fields: Vec<Result<Vec<String>, Error>> =
+            rules.iter().map(|rule| fields(&rule.parameters)).collect();
+        let mut outcomes: Vec<Vec<Outcome>> = fields
+            .iter()
+            .map(|_| Vec::with_capacity(entities.len()))
+            .collect();
+        for entity in &entities {
+            let reader = entity.fields();
+            for (rule, fields) in fields.iter().enumerate() {
+                if let Ok(fields) = fields {
+                    outcomes[rule].push(evaluate_one(&reader, fields));
+                }
+            }
+        }
+        fields
+            .into_iter()
+            .zip(outcomes)
+            .map(|(fields, outcomes)| fields.map(|_| outcomes))
+            .collect()
     }
 }
 
@@ -84,10 +108,10 @@ fn fields(parameters: &Value) -> Result<Vec<String>, Error> {
         .collect()
 }
 
-fn evaluate_one(entity: &Entity, fields: &[String]) -> Outcome {
+fn evaluate_one(entity: &FieldReader<'_>, fields: &[String]) -> Outcome {
     let missing: Vec<&str> = fields
         .iter()
-        .filter(|f| !is_filled(entity.field(f).as_ref()))
+        .filter(|f| !is_filled(entity.get(f).as_ref()))
         .map(String::as_str)
         .collect();
     if missing.is_empty() {
@@ -133,7 +157,7 @@ mod tests {
             "spec.system",
         ]
         .map(String::from);
-        let outcome = evaluate_one(&entity(), &fields);
+        let outcome = evaluate_one(&entity().fields(), &fields);
         assert_eq!(outcome.status, Status::Fail);
         assert_eq!(
             outcome.message.as_deref(),
@@ -149,7 +173,35 @@ mod tests {
             "kind",
         ]
         .map(String::from);
-        assert_eq!(evaluate_one(&entity(), &fields).status, Status::Pass);
+        assert_eq!(
+            evaluate_one(&entity().fields(), &fields).status,
+            Status::Pass
+        );
+    }
+
+    #[test]
+    fn rules_together_answer_as_each_rule_alone() {
+        let rules: Vec<Rule> = [
+            json!({"fields": ["spec.owner"]}),
+            json!({"fields": []}),
+            json!({"fields": ["spec.lifecycle", "metadata.description"]}),
+        ]
+        .into_iter()
+        .map(|parameters| Rule {
+            check: CHECK_ID.into(),
+            parameters,
+        })
+        .collect();
+        let mut other = entity();
+        other.set_spec(&json!({"lifecycle": "production"}));
+        other.description = Some("Pays.".into());
+        let entities = vec![entity(), other];
+        let together = RequiredFields::evaluate_rules(rules.clone(), entities.clone());
+        assert_eq!(together.len(), 3);
+        for (rule, answer) in rules.into_iter().zip(together) {
+            let alone = RequiredFields::evaluate(CHECK_ID, rule.parameters, entities.clone());
+            assert_eq!(answer, alone);
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Read-only lookups in the portal's catalog (contract 0.3.0), for plugins
+//! Read-only lookups in the portal's catalog (since contract 0.3.0), for plugins
 //! of every role: does an entity's owner exist, which system does a
 //! component belong to.
 //!

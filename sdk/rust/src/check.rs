@@ -7,6 +7,13 @@
 //! A plugin with one check describes itself with [`PluginInfo::single`]; one
 //! with several adds each with [`PluginInfo::with_check`] and matches on the
 //! check id in [`ScorecardCheck::evaluate`].
+//!
+//! A scorecard usually has several rules served by one plugin; the host
+//! then hands the plugin one batch for all of them
+//! ([`ScorecardCheck::evaluate_rules`], contract 0.4.0). Its default calls
+//! `evaluate` once per rule; a plugin that reads the same parts of every
+//! entity for each rule (parsing `spec`, say) may override it to do that
+//! work once per entity.
 
 use std::fmt;
 
@@ -38,6 +45,41 @@ pub trait ScorecardCheck {
         parameters: Value,
         entities: Vec<Entity>,
     ) -> Result<Vec<Outcome>, Error>;
+
+    /// Evaluates `entities` under several rules at once: one result per
+    /// rule, in the order of `rules`, each what
+    /// [`evaluate`](Self::evaluate) would return for that rule alone. An
+    /// `Err` fails that rule's share of the batch only.
+    ///
+    /// The host sends only entities that every rule's check applies to.
+    /// The default calls `evaluate` once per rule (each with its own copy
+    /// of the entities); override it to share work between the rules.
+    fn evaluate_rules(rules: Vec<Rule>, entities: Vec<Entity>) -> Vec<Result<Vec<Outcome>, Error>> {
+        let mut entities = Some(entities);
+        let last = rules.len().saturating_sub(1);
+        rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let batch = if i == last {
+                    entities.take().unwrap_or_default()
+                } else {
+                    entities.clone().unwrap_or_default()
+                };
+                Self::evaluate(&rule.check, rule.parameters, batch)
+            })
+            .collect()
+    }
+}
+
+/// One rule of an [`ScorecardCheck::evaluate_rules`] call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    /// The check the rule names: one of the ids the plugin described.
+    pub check: String,
+    /// The rule's parameters, validated by the host against the check's
+    /// [`CheckInfo::parameters_schema`].
+    pub parameters: Value,
 }
 
 /// What a scorecard-check plugin says about itself.

@@ -1,6 +1,7 @@
 //! The catalog types shared by every role, with helpers for the Backstage
 //! descriptor shape.
 
+use std::cell::OnceCell;
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -155,29 +156,18 @@ impl Entity {
     /// only for `spec` paths. A check that looks at a few fields of many
     /// entities spends most of its time here otherwise.
     pub fn field(&self, path: &str) -> Option<Value> {
-        let segments: Vec<&str> = path.split('.').collect();
-        let text = |s: &str| Some(Value::String(s.to_owned()));
-        match segments.as_slice() {
-            ["apiVersion"] => text(&self.api_version),
-            ["kind"] => text(&self.kind),
-            ["metadata", "name"] => text(&self.name),
-            ["metadata", "namespace"] => text(&self.namespace),
-            ["metadata", "title"] => self.title.as_deref().and_then(text),
-            ["metadata", "description"] => self.description.as_deref().and_then(text),
-            // Values are text, so only a key spelling the whole rest of
-            // the path can match.
-            ["metadata", "labels", key @ ..] if !key.is_empty() => {
-                find_pair(&self.labels, &key.join(".")).and_then(text)
-            }
-            ["metadata", "annotations", key @ ..] if !key.is_empty() => {
-                find_pair(&self.annotations, &key.join(".")).and_then(text)
-            }
-            ["spec", rest @ ..] => {
-                let spec: Value = serde_json::from_str(&self.spec)
-                    .unwrap_or_else(|_| Value::String(self.spec.clone()));
-                lookup_segments(&spec, rest).cloned()
-            }
-            _ => lookup_segments(&self.to_descriptor(), &segments).cloned(),
+        self.fields().get(path)
+    }
+
+    /// A reader of many dotted paths of this entity (see
+    /// [`Entity::field`]) that parses the `spec` text, and builds the whole
+    /// descriptor for paths that need it, at most once: for a check that
+    /// reads several fields of each entity.
+    pub fn fields(&self) -> FieldReader<'_> {
+        FieldReader {
+            entity: self,
+            spec: OnceCell::new(),
+            descriptor: OnceCell::new(),
         }
     }
 
@@ -362,6 +352,62 @@ impl fmt::Display for DescriptorError {
 
 impl std::error::Error for DescriptorError {}
 
+/// Reads dotted paths of one entity, as [`Entity::field`] does, keeping
+/// the parsed `spec` (and the descriptor, for paths outside the metadata
+/// fields and `spec`) for the next path. Made by [`Entity::fields`].
+pub struct FieldReader<'a> {
+    entity: &'a Entity,
+    spec: OnceCell<Value>,
+    descriptor: OnceCell<Value>,
+}
+
+impl FieldReader<'_> {
+    /// The value at `path`, or `None` when nothing is there; see
+    /// [`Entity::field`].
+    pub fn get(&self, path: &str) -> Option<Value> {
+        let e = self.entity;
+        let segments: Vec<&str> = path.split('.').collect();
+        let text = |s: &str| Some(Value::String(s.to_owned()));
+        match segments.as_slice() {
+            ["apiVersion"] => text(&e.api_version),
+            ["kind"] => text(&e.kind),
+            ["metadata", "name"] => text(&e.name),
+            ["metadata", "namespace"] => text(&e.namespace),
+            ["metadata", "title"] => e.title.as_deref().and_then(text),
+            ["metadata", "description"] => e.description.as_deref().and_then(text),
+            // Values are text, so only a key spelling the whole rest of
+            // the path can match.
+            ["metadata", "labels", key @ ..] if !key.is_empty() => {
+                find_pair(&e.labels, &key.join(".")).and_then(text)
+            }
+            ["metadata", "annotations", key @ ..] if !key.is_empty() => {
+                find_pair(&e.annotations, &key.join(".")).and_then(text)
+            }
+            // The descriptor leaves empty lists out.
+            ["metadata", "tags", rest @ ..] if !e.tags.is_empty() => {
+                lookup_segments(&Value::from(e.tags.clone()), rest).cloned()
+            }
+            ["metadata", "links", rest @ ..] if !e.links.is_empty() => {
+                let links: Vec<Value> = e.links.iter().map(link_to_object).collect();
+                lookup_segments(&Value::Array(links), rest).cloned()
+            }
+            ["metadata", "tags" | "links", ..] => None,
+            ["spec", rest @ ..] => {
+                // A spec that is not JSON (a host bug) reads as its text,
+                // as in the descriptor.
+                let spec = self.spec.get_or_init(|| {
+                    serde_json::from_str(&e.spec).unwrap_or_else(|_| Value::String(e.spec.clone()))
+                });
+                lookup_segments(spec, rest).cloned()
+            }
+            _ => {
+                let descriptor = self.descriptor.get_or_init(|| e.to_descriptor());
+                lookup_segments(descriptor, &segments).cloned()
+            }
+        }
+    }
+}
+
 /// The value at a dotted path into a JSON value: keys may hold dots
 /// themselves (annotation keys such as `backstage.io/techdocs-ref`), so at
 /// each level the longest run of segments that names a key is tried first;
@@ -529,7 +575,9 @@ mod tests {
             "metadata.tags",
             "metadata.tags.0",
             "metadata.tags.1",
+            "metadata.links",
             "metadata.links.0.url",
+            "metadata.links.1",
             "spec",
             "spec.owner",
             "spec.ports.0",
@@ -549,6 +597,34 @@ mod tests {
         }
         assert_eq!(entity.field("spec.owner"), Some(json!("team-a")));
         assert_eq!(entity.field("metadata.title"), None);
+
+        // One reader answers path after path as field does.
+        let reader = entity.fields();
+        for path in [
+            "spec.owner",
+            "metadata.tags.0",
+            "relations",
+            "spec.a.x",
+            "kind",
+        ] {
+            assert_eq!(reader.get(path), entity.field(path), "{path}");
+        }
+
+        // Empty lists are left out of the descriptor, so nothing is there.
+        let bare = Entity::new("Component", "bare");
+        let descriptor = bare.to_descriptor();
+        for path in [
+            "metadata.tags",
+            "metadata.tags.0",
+            "metadata.links",
+            "metadata.labels",
+        ] {
+            assert_eq!(
+                bare.field(path).as_ref(),
+                lookup_path(&descriptor, path),
+                "{path}"
+            );
+        }
 
         // A spec that is not JSON reads as its text, as in the descriptor.
         entity.spec = "not json".into();

@@ -18,7 +18,7 @@
 #[macro_export]
 macro_rules! export {
     (CatalogSource for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/catalog-source@0.3.0", source, {
+        $crate::__export_world!("portolan:plugin/catalog-source@0.4.0", source, {
             fn describe() -> wit::SourceInfo {
                 let info = <$t as $crate::CatalogSource>::describe();
                 wit::SourceInfo {
@@ -51,7 +51,7 @@ macro_rules! export {
     };
 
     (ScaffoldGenerator for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/scaffold-generator@0.3.0", generator, {
+        $crate::__export_world!("portolan:plugin/scaffold-generator@0.4.0", generator, {
             fn describe() -> wit::GeneratorInfo {
                 let info = <$t as $crate::ScaffoldGenerator>::describe();
                 wit::GeneratorInfo {
@@ -93,7 +93,7 @@ macro_rules! export {
     };
 
     (Action for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/action@0.3.0", operation, {
+        $crate::__export_world!("portolan:plugin/action@0.4.0", operation, {
             fn describe() -> wit::ActionInfo {
                 use $crate::action::Role;
                 let role = |role: Role| match role {
@@ -143,58 +143,132 @@ macro_rules! export {
     };
 
     (ScorecardCheck for $t:ty) => {
-        $crate::__export_world!("portolan:plugin/scorecard-check@0.3.0", check, {
-            fn describe() -> wit::PluginInfo {
-                let info = <$t as $crate::ScorecardCheck>::describe();
-                wit::PluginInfo {
-                    about: info.about,
-                    checks: info
-                        .checks
+        $crate::__export_world!(
+            "portolan:plugin/scorecard-check@0.4.0",
+            check,
+            {
+                fn describe() -> wit::PluginInfo {
+                    let info = <$t as $crate::ScorecardCheck>::describe();
+                    wit::PluginInfo {
+                        about: info.about,
+                        checks: info
+                            .checks
+                            .into_iter()
+                            .map(|check| wit::CheckInfo {
+                                id: check.id,
+                                title: check.title,
+                                description: check.description,
+                                entity_kinds: check.entity_kinds,
+                                parameters_schema: check.parameters_schema.to_string(),
+                            })
+                            .collect(),
+                    }
+                }
+
+                fn evaluate(
+                    check: ::std::string::String,
+                    parameters: ::std::string::String,
+                    entities: ::std::vec::Vec<$crate::Entity>,
+                ) -> ::core::result::Result<::std::vec::Vec<wit::Outcome>, wit::Error> {
+                    let parameters = $crate::__private::parse_json(&parameters).map_err(|e| {
+                        wit::Error::InvalidParameter((::std::string::String::new(), e))
+                    })?;
+                    __portolan_check_result(<$t as $crate::ScorecardCheck>::evaluate(
+                        &check, parameters, entities,
+                    ))
+                }
+
+                fn evaluate_rules(
+                    rules: ::std::vec::Vec<wit::Rule>,
+                    entities: ::std::vec::Vec<$crate::Entity>,
+                ) -> ::std::vec::Vec<
+                    ::core::result::Result<::std::vec::Vec<wit::Outcome>, wit::Error>,
+                > {
+                    // Rules whose parameters are not JSON fail alone; the
+                    // others go to the plugin together.
+                    let mut results: ::std::vec::Vec<
+                        ::core::option::Option<
+                            ::core::result::Result<::std::vec::Vec<wit::Outcome>, wit::Error>,
+                        >,
+                    > = ::std::vec::Vec::with_capacity(rules.len());
+                    let mut parsed = ::std::vec::Vec::with_capacity(rules.len());
+                    for rule in rules {
+                        match $crate::__private::parse_json(&rule.parameters) {
+                            ::core::result::Result::Ok(parameters) => {
+                                results.push(::core::option::Option::None);
+                                parsed.push($crate::check::Rule {
+                                    check: rule.check,
+                                    parameters,
+                                });
+                            }
+                            ::core::result::Result::Err(e) => results.push(
+                                ::core::option::Option::Some(::core::result::Result::Err(
+                                    wit::Error::InvalidParameter((::std::string::String::new(), e)),
+                                )),
+                            ),
+                        }
+                    }
+                    let mut answers = if parsed.is_empty() {
+                        ::std::vec::Vec::new()
+                    } else {
+                        <$t as $crate::ScorecardCheck>::evaluate_rules(parsed, entities)
+                    }
+                    .into_iter();
+                    results
                         .into_iter()
-                        .map(|check| wit::CheckInfo {
-                            id: check.id,
-                            title: check.title,
-                            description: check.description,
-                            entity_kinds: check.entity_kinds,
-                            parameters_schema: check.parameters_schema.to_string(),
+                        .map(|result| match result {
+                            ::core::option::Option::Some(failed) => failed,
+                            ::core::option::Option::None => match answers.next() {
+                                ::core::option::Option::Some(answer) => {
+                                    __portolan_check_result(answer)
+                                }
+                                // Too few answers: the host sees the count and
+                                // fails the call.
+                                ::core::option::Option::None => {
+                                    ::core::result::Result::Err(wit::Error::Other(
+                                        "evaluate_rules returned too few results".into(),
+                                    ))
+                                }
+                            },
                         })
-                        .collect(),
+                        .collect()
+                }
+            },
+            {
+                /// An SDK answer in the contract's shape.
+                fn __portolan_check_result(
+                    answer: ::core::result::Result<
+                        ::std::vec::Vec<$crate::check::Outcome>,
+                        $crate::check::Error,
+                    >,
+                ) -> ::core::result::Result<::std::vec::Vec<wit::Outcome>, wit::Error> {
+                    use $crate::check::{Error, Status};
+                    answer
+                        .map(|outcomes| {
+                            outcomes
+                                .into_iter()
+                                .map(|o| wit::Outcome {
+                                    status: match o.status {
+                                        Status::Pass => wit::Status::Pass,
+                                        Status::Fail => wit::Status::Fail,
+                                        Status::Skip => wit::Status::Skip,
+                                        Status::Error => wit::Status::Error,
+                                    },
+                                    message: o.message,
+                                    value: o.value.map(|value| value.to_string()),
+                                })
+                                .collect()
+                        })
+                        .map_err(|error| match error {
+                            Error::InvalidParameter { pointer, reason } => {
+                                wit::Error::InvalidParameter((pointer, reason))
+                            }
+                            Error::UnknownCheck(check) => wit::Error::UnknownCheck(check),
+                            Error::Other(m) => wit::Error::Other(m),
+                        })
                 }
             }
-
-            fn evaluate(
-                check: ::std::string::String,
-                parameters: ::std::string::String,
-                entities: ::std::vec::Vec<$crate::Entity>,
-            ) -> ::core::result::Result<::std::vec::Vec<wit::Outcome>, wit::Error> {
-                use $crate::check::{Error, Status};
-                let parameters = $crate::__private::parse_json(&parameters)
-                    .map_err(|e| wit::Error::InvalidParameter((::std::string::String::new(), e)))?;
-                <$t as $crate::ScorecardCheck>::evaluate(&check, parameters, entities)
-                    .map(|outcomes| {
-                        outcomes
-                            .into_iter()
-                            .map(|o| wit::Outcome {
-                                status: match o.status {
-                                    Status::Pass => wit::Status::Pass,
-                                    Status::Fail => wit::Status::Fail,
-                                    Status::Skip => wit::Status::Skip,
-                                    Status::Error => wit::Status::Error,
-                                },
-                                message: o.message,
-                                value: o.value.map(|value| value.to_string()),
-                            })
-                            .collect()
-                    })
-                    .map_err(|error| match error {
-                        Error::InvalidParameter { pointer, reason } => {
-                            wit::Error::InvalidParameter((pointer, reason))
-                        }
-                        Error::UnknownCheck(check) => wit::Error::UnknownCheck(check),
-                        Error::Other(m) => wit::Error::Other(m),
-                    })
-            }
-        });
+        );
     };
 
     ($role:ident for $t:ty) => {
@@ -208,11 +282,12 @@ macro_rules! export {
 
 /// Generates `WORLD`'s bindings in a private module of the calling crate and
 /// implements its export interface `IFACE` with the given functions, which
-/// refer to the generated interface as `wit`.
+/// refer to the generated interface as `wit`; the optional second block holds
+/// helper items they share.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_world {
-    ($world:tt, $iface:ident, { $($guest:tt)* }) => {
+    ($world:tt, $iface:ident, { $($guest:tt)* } $(, { $($extra:tt)* })?) => {
         #[doc(hidden)]
         #[allow(dead_code, unused, missing_docs, clippy::all, unsafe_op_in_unsafe_fn)]
         mod __portolan_world {
@@ -221,6 +296,8 @@ macro_rules! __export_world {
 
         const _: () = {
             use __portolan_world::exports::portolan::plugin::$iface as wit;
+
+            $($($extra)*)?
 
             struct PortolanExport;
 

@@ -34,7 +34,7 @@
 //! A plugin may offer several checks: describe each with
 //! [`check::CheckInfo`] and match on the check id in
 //! [`ScorecardCheck::evaluate`]. The SDK builds against the contract
-//! `portolan:plugin@0.3.0`.
+//! `portolan:plugin@0.4.0`.
 //!
 //! # Tour
 //!
@@ -45,7 +45,7 @@
 //! | [`scaffold`] | [`ScaffoldGenerator`]: turns form parameters into the files of a new project |
 //! | [`action`] | [`Action`]: a day-2 operation run on behalf of a developer |
 //! | [`check`] | [`ScorecardCheck`]: one or more checks that judge a batch of entities against a rule |
-//! | [`catalog`] | read-only lookups in the portal's catalog: [`catalog::lookup`] (contract 0.3.0) |
+//! | [`catalog`] | read-only lookups in the portal's catalog: [`catalog::lookup`] (since contract 0.3.0) |
 //! | [`host`] | what the host offers every plugin: [`log`] (and [`info!`] & co.), [`settings`], [`setting`], [`secret`] |
 //! | [`http`] | a small blocking HTTP client over `wasi:http/outgoing-handler` |
 //!
@@ -101,7 +101,7 @@ pub mod source;
 
 pub use action::Action;
 pub use check::ScorecardCheck;
-pub use entity::{lookup_path, About, DescriptorError, Entity, Link, Pair, Relation};
+pub use entity::{lookup_path, About, DescriptorError, Entity, FieldReader, Link, Pair, Relation};
 pub use host::{log, secret, setting, settings, Level, SecretError};
 pub use scaffold::ScaffoldGenerator;
 pub use source::CatalogSource;

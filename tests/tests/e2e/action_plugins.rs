@@ -940,7 +940,7 @@ async fn the_action_fixtures_load_describe_themselves_and_run() {
     let guarded = install(&server, "guarded-action", "guarded-action", "").await;
     assert_eq!(
         (&test_action["contract"], &guarded["contract"]),
-        (&json!("0.3.0"), &json!("0.3.0"))
+        (&json!("0.4.0"), &json!("0.4.0"))
     );
 
     let d = &test_action["describe"];

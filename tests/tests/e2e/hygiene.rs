@@ -2,7 +2,7 @@
 //! PostgreSQL: a scorecard of every check over entities pushed through the
 //! API, results read back per entity. `has-owner` and `in-system` look the
 //! referenced entities up in the catalog (`portolan:plugin/catalog`,
-//! contract 0.3.0), once per batch; the Rust SDK's lookup is driven through
+//! since contract 0.3.0), once per batch; the Rust SDK's lookup is driven through
 //! the `echo-check` fixture, with its limits and errors.
 
 use std::collections::HashMap;
@@ -505,10 +505,10 @@ async fn the_rust_sdk_looks_entities_up_and_reports_refused_lookups() {
     let admin = server.token(Role::Admin).await;
     server.install(&component("echo-check"), "echo");
     let body = ready(&server, "echo", &admin).await;
-    assert_eq!(body["contract"], "0.3.0");
+    assert_eq!(body["contract"], "0.4.0");
     assert_eq!(
         server.state.registry.plugin("echo").unwrap().contract,
-        Contract::V0_3
+        Contract::V0_4
     );
     seed(&server, &admin).await;
 

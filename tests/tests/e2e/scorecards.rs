@@ -300,7 +300,8 @@ async fn levels_exemptions_history_and_reevaluation(database_url: Option<String>
     assert_eq!(status, 422, "{body}");
     assert!(body["errors"].to_string().contains("/ruleId"), "{body}");
 
-    // A check that traps fails only its own rule.
+    // A check that traps fails only its own rule, even beside a rule of
+    // the same plugin that the host first calls together with it.
     let hostile = json!({
         "title": "With a broken check",
         "filter": {"kinds": ["Component"]},
@@ -308,7 +309,9 @@ async fn levels_exemptions_history_and_reevaluation(database_url: Option<String>
             {"id": "broken", "title": "Broken", "level": "Bronze", "check": HOSTILE,
              "parameters": {"mode": "trap"}},
             {"id": "has-description", "title": "Has a description", "level": "Bronze",
-             "check": REQUIRED, "parameters": {"fields": ["metadata.description"]}}
+             "check": REQUIRED, "parameters": {"fields": ["metadata.description"]}},
+            {"id": "fine", "title": "Fine", "level": "Bronze", "check": HOSTILE,
+             "parameters": {"mode": "ok"}}
         ]
     });
     let (status, body) = server
@@ -323,6 +326,8 @@ async fn levels_exemptions_history_and_reevaluation(database_url: Option<String>
     let rules = results["rules"].as_array().unwrap();
     assert_eq!(rules[0]["counts"]["error"], 4, "{results}");
     assert_eq!(rules[1]["counts"]["pass"], 4, "{results}");
+    assert_eq!(rules[2]["id"], "fine", "{results}");
+    assert_eq!(rules[2]["counts"]["pass"], 4, "{results}");
     let view = entity_view(&server, &admin, "gold-svc", "hostile").await;
     assert_eq!(view["level"], "Basic");
     assert!(

@@ -140,7 +140,7 @@ async fn service_template_describes_a_two_page_form() {
     )
     .await;
     assert_eq!(body["role"], "scaffold-generator");
-    assert_eq!(body["contract"], "0.3.0");
+    assert_eq!(body["contract"], "0.4.0");
     assert_eq!(body["version"], "0.2.0");
     let schema = &body["describe"]["parametersSchema"];
     assert_eq!(
@@ -672,7 +672,7 @@ async fn plugins_scaffolded_by_plugin_template_build_load_and_run() {
         let sidecar = std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap();
         let body = install(&server, &token, &wasm, &name, Some(&sidecar)).await;
         assert_eq!(body["role"], role, "{body}");
-        assert_eq!(body["contract"], "0.3.0", "{body}");
+        assert_eq!(body["contract"], "0.4.0", "{body}");
     }
 
     // The skeletons do what their READMEs say.
@@ -758,7 +758,7 @@ async fn hostile_template_returns_what_each_mode_asks() {
     )
     .await;
     assert_eq!(body["role"], "scaffold-generator");
-    assert_eq!(body["contract"], "0.3.0");
+    assert_eq!(body["contract"], "0.4.0");
     assert_eq!(
         body["describe"]["parametersSchema"]["properties"]["token"],
         json!({"type": "string", "format": "password"})

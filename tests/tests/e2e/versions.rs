@@ -1,8 +1,10 @@
-//! Contract versions: plugins built against `portolan:plugin@0.3.0` and
-//! against the frozen 0.2.0 and 0.1.0 load side by side through the real
-//! registry; 0.2.0 ones differ only by not importing the catalog, 0.1.0
-//! ones are adapted to the current model (`wit/README.md`, "Supported
-//! versions").
+//! Contract versions: plugins built against `portolan:plugin@0.4.0` and
+//! against the frozen 0.3.0, 0.2.0 and 0.1.0 load side by side through the
+//! real registry; 0.3.0 check plugins lack `evaluate-rules` and are called
+//! once per rule, 0.2.0 ones also lack the catalog import, 0.1.0 ones are
+//! adapted to the current model (`wit/README.md`, "Supported versions").
+//! The C `catalog-hygiene` plugin (0.3.0, as the C SDK builds) drives
+//! scorecards in `hygiene.rs` and `polyglot.rs`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +13,9 @@ use portolan_e2e::{component, entity, TestServer};
 use portolan_runtime::model::{
     ActionInfo, ActionInvocation, ActionRole, CheckOutcome, CheckStatus, Entity,
 };
-use portolan_runtime::{CallError, CallReport, Contract, Plugin};
+use portolan_runtime::{
+    CallError, CallReport, Contract, EntityBatch, Plugin, RuleCall, RulesReport,
+};
 use portolan_store::Role;
 use serde_json::{json, Value};
 
@@ -174,7 +178,7 @@ async fn a_legacy_check_is_one_default_check_and_evaluates_as_before() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_check_built_against_0_2_0_loads_and_evaluates_beside_0_3_0() {
+async fn a_check_built_against_0_2_0_loads_and_evaluates_beside_the_current_contract() {
     let server = TestServer::start(Default::default()).await;
     let token = server.token(Role::Viewer).await;
     let previous = install(
@@ -188,7 +192,7 @@ async fn a_check_built_against_0_2_0_loads_and_evaluates_beside_0_3_0() {
     let current = install(&server, &token, "echo-check", "echo", None).await;
     assert_eq!(
         (&previous["contract"], &current["contract"]),
-        (&json!("0.2.0"), &json!("0.3.0"))
+        (&json!("0.2.0"), &json!("0.4.0"))
     );
     assert_eq!(previous["version"], "0.2.7");
     let listed: Vec<(&str, &Value)> = previous["describe"]["checks"]
@@ -232,7 +236,7 @@ async fn a_check_built_against_0_2_0_loads_and_evaluates_beside_0_3_0() {
     );
     let logged: Vec<&str> = report.logs.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(logged, ["previous-check owner: 2 entities"]);
-    // Its per-entity `error` status reads as in 0.3.0.
+    // Its per-entity `error` status reads as in the current contract.
     let report = evaluate(&plugin, "unsure", json!({}), vec![group("team-a")]).await;
     assert_eq!(report.result.unwrap()[0].status, CheckStatus::Error);
     server.stop().await;
@@ -243,7 +247,7 @@ async fn a_check_plugin_offers_several_checks_with_per_entity_errors() {
     let server = TestServer::start(Default::default()).await;
     let token = server.token(Role::Viewer).await;
     let body = install(&server, &token, "echo-check", "echo", None).await;
-    assert_eq!(body["contract"], "0.3.0");
+    assert_eq!(body["contract"], "0.4.0");
     let listed: Vec<(&str, &Value)> = body["describe"]["checks"]
         .as_array()
         .unwrap()
@@ -261,7 +265,7 @@ async fn a_check_plugin_offers_several_checks_with_per_entity_errors() {
     );
 
     let plugin = server.state.registry.plugin("echo").unwrap();
-    assert_eq!(plugin.contract, Contract::V0_3);
+    assert_eq!(plugin.contract, Contract::V0_4);
     assert_eq!(plugin.checks()[1].title, "Undecided");
     let batch = || vec![entity("svc"), group("team-a")];
 
@@ -306,6 +310,127 @@ async fn a_check_plugin_offers_several_checks_with_per_entity_errors() {
     assert!(
         message.contains("echo, undecided, components, lookup"),
         "the error lists what the plugin offers: {message}"
+    );
+    server.stop().await;
+}
+
+/// `evaluate_rules` on a blocking thread; the rules are `(check, parameters)`.
+async fn evaluate_rules(
+    plugin: &Arc<Plugin>,
+    rules: &[(&str, Value)],
+    entities: Vec<Entity>,
+) -> RulesReport {
+    let plugin = plugin.clone();
+    let rules: Vec<(String, Value)> = rules
+        .iter()
+        .map(|(check, parameters)| ((*check).to_owned(), parameters.clone()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let calls: Vec<RuleCall<'_>> = rules
+            .iter()
+            .map(|(check, parameters)| RuleCall { check, parameters })
+            .collect();
+        plugin.evaluate_rules(&calls, &EntityBatch::borrowed(&entities))
+    })
+    .await
+    .unwrap()
+}
+
+/// The statuses of each rule's outcomes, or its error's text.
+fn statuses(report: &RulesReport) -> Vec<Result<Vec<CheckStatus>, String>> {
+    report
+        .results
+        .iter()
+        .map(|r| match r {
+            Ok(outcomes) => Ok(outcomes.iter().map(|o| o.status).collect()),
+            Err(e) => Err(e.to_string()),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_rules_go_to_a_0_4_0_check_in_one_call_and_one_by_one_to_older_ones() {
+    let server = TestServer::start(Default::default()).await;
+    let token = server.token(Role::Viewer).await;
+    install(&server, &token, "echo-check", "echo", None).await;
+    install(&server, &token, "hostile-check", "hostile", None).await;
+    install(&server, &token, "previous-check", "previous", None).await;
+    let batch = || vec![entity("svc"), group("team-a")];
+
+    // echo and undecided apply to every entity and share one call;
+    // components applies to Components only, so it has a call of its own;
+    // a check the plugin does not offer fails alone, without a call.
+    let echo = server.state.registry.plugin("echo").unwrap();
+    let rules = [
+        ("echo", json!({})),
+        ("undecided", json!({})),
+        ("components", json!({})),
+        ("echo-all", json!({})),
+    ];
+    let report = evaluate_rules(&echo, &rules, batch()).await;
+    assert_eq!(report.calls, 2, "{report:?}");
+    assert!(report.split.is_none(), "{report:?}");
+    assert_eq!(report.results.len(), 4);
+    // Each rule's answer is what the rule alone gets.
+    for ((check, parameters), together) in rules.iter().zip(&report.results) {
+        let alone = evaluate(&echo, check, parameters.clone(), batch()).await;
+        match (together, &alone.result) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{check}"),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{check}"),
+            (a, b) => panic!("{check}: together {a:?}, alone {b:?}"),
+        }
+    }
+    assert_eq!(
+        report.results[0].as_ref().unwrap()[1].message.as_deref(),
+        Some("Group:default/team-a")
+    );
+    assert!(statuses(&report)[3]
+        .as_ref()
+        .is_err_and(|e| e.contains("offers no check \"echo-all\"")));
+
+    // A check that traps takes the whole call down; its rules are then
+    // evaluated one by one, and only the trapping rule fails.
+    let hostile = server.state.registry.plugin("hostile").unwrap();
+    let report = evaluate_rules(
+        &hostile,
+        &[
+            ("hostile", json!({"mode": "ok"})),
+            ("hostile", json!({"mode": "trap"})),
+            ("hostile", json!({"mode": "ok"})),
+        ],
+        batch(),
+    )
+    .await;
+    assert_eq!(report.calls, 4, "one call for the three, then one each");
+    assert!(
+        matches!(report.split, Some(CallError::Trap { .. })),
+        "{:?}",
+        report.split
+    );
+    let answers = statuses(&report);
+    assert_eq!(answers[0], Ok(vec![CheckStatus::Pass, CheckStatus::Pass]));
+    assert!(
+        answers[1].as_ref().is_err_and(|e| e.contains("trap")),
+        "{answers:?}"
+    );
+    assert_eq!(answers[2], answers[0]);
+
+    // A 0.2.0 plugin has no evaluate-rules: one call per rule.
+    let previous = server.state.registry.plugin("previous").unwrap();
+    let report = evaluate_rules(
+        &previous,
+        &[("owner", json!({})), ("unsure", json!({}))],
+        vec![ownerless("orphan"), group("team-a")],
+    )
+    .await;
+    assert_eq!(report.calls, 2);
+    assert!(report.split.is_none());
+    assert_eq!(
+        statuses(&report),
+        [
+            Ok(vec![CheckStatus::Fail, CheckStatus::Skip]),
+            Ok(vec![CheckStatus::Error, CheckStatus::Error]),
+        ]
     );
     server.stop().await;
 }
@@ -400,7 +525,7 @@ async fn actions_of_both_versions_run_and_only_the_current_one_sees_the_actor() 
     let legacy = install(&server, &token, "legacy-action", "old-action", None).await;
     assert_eq!(
         (&current["contract"], &legacy["contract"]),
-        (&json!("0.3.0"), &json!("0.1.0"))
+        (&json!("0.4.0"), &json!("0.1.0"))
     );
 
     // A 0.1.0 action is adapted: any entity of its kinds, members, no approval.
