@@ -728,7 +728,10 @@ impl Plugin {
         let entities = batch.entities();
         let mut results: Vec<Option<Result<Vec<CheckOutcome>, CallError>>> =
             (0..rules.len()).map(|_| None).collect();
-        let mut groups: Vec<(Vec<bool>, Vec<usize>)> = Vec::new();
+        // Each group: which entities its checks apply to, and its rules
+        // (position, check).
+        type Members<'c> = Vec<(usize, &'c CheckInfo)>;
+        let mut groups: Vec<(Vec<bool>, Members<'_>)> = Vec::new();
         for (r, rule) in rules.iter().enumerate() {
             match self.offered_check(rule.check) {
                 Err(e) => results[r] = Some(Err(e)),
@@ -736,8 +739,8 @@ impl Plugin {
                     let applies: Vec<bool> =
                         entities.iter().map(|e| info.applies_to(&e.kind)).collect();
                     match groups.iter_mut().find(|(a, _)| *a == applies) {
-                        Some((_, members)) => members.push(r),
-                        None => groups.push((applies, vec![r])),
+                        Some((_, members)) => members.push((r, info)),
+                        None => groups.push((applies, vec![(r, info)])),
                     }
                 }
             }
@@ -749,14 +752,14 @@ impl Plugin {
                 .filter_map(|(e, applies)| applies.then_some(e))
                 .collect();
             if sent.is_empty() || members.len() == 1 {
-                for r in members {
+                for (r, _) in members {
                     results[r] = Some(one_by_one(&mut report, &rules[r]));
                 }
                 continue;
             }
             let calls: Vec<(String, String)> = members
                 .iter()
-                .map(|&r| {
+                .map(|&(r, _)| {
                     (
                         rules[r].check.to_owned(),
                         model::json_text(rules[r].parameters),
@@ -788,10 +791,7 @@ impl Plugin {
             report.add(call.logs, call.elapsed);
             match call.result {
                 Ok(answers) => {
-                    for (&r, answer) in members.iter().zip(answers) {
-                        let info = self
-                            .offered_check(rules[r].check)
-                            .expect("grouped rules name offered checks");
+                    for (&(r, info), answer) in members.iter().zip(answers) {
                         let mut result = answer.map(|o| with_skips(info, &applies, o));
                         self.redact_check_result(&mut result);
                         results[r] = Some(result);
@@ -800,15 +800,22 @@ impl Plugin {
                 Err(mut whole) => {
                     self.redact_check_error(&mut whole);
                     report.split = Some(whole);
-                    for r in members {
+                    for (r, _) in members {
                         results[r] = Some(one_by_one(&mut report, &rules[r]));
                     }
                 }
             }
         }
+        // Every rule is answered above: it failed alone or was in a group.
         report.results = results
             .into_iter()
-            .map(|r| r.expect("every rule answered"))
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(CallError::Unavailable {
+                        message: "the rule was not evaluated".into(),
+                    })
+                })
+            })
             .collect();
         report
     }
