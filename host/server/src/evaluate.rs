@@ -549,8 +549,8 @@ impl Plan {
                     value: None,
                 });
             }
-            let plugin = match &rule.check {
-                Ok((plugin, _)) => plugin,
+            let (plugin, check) = match &rule.check {
+                Ok((plugin, check)) => (plugin, check),
                 Err(why) => {
                     for &i in &applicable {
                         answers[i][r] = Some(error_answer(why.clone()));
@@ -566,11 +566,11 @@ impl Plan {
                 .iter_mut()
                 .find(|g| !alone && Arc::ptr_eq(&g.plugin, plugin) && g.applicable == applicable);
             match joins {
-                Some(group) => group.rules.push(r),
+                Some(group) => group.rules.push((r, check.clone())),
                 None => groups.push(RuleGroup {
                     plugin: plugin.clone(),
                     applicable,
-                    rules: vec![r],
+                    rules: vec![(r, check.clone())],
                 }),
             }
         }
@@ -603,14 +603,7 @@ impl Plan {
                 group
                     .rules
                     .iter()
-                    .map(|&r| {
-                        let rule = &self.rules[r];
-                        let check = match &rule.check {
-                            Ok((_, check)) => check.clone(),
-                            Err(_) => unreachable!("only rules with a plugin are grouped"),
-                        };
-                        (r, (check, rule.parameters.clone()))
-                    })
+                    .map(|(r, check)| (*r, (check.clone(), self.rules[*r].parameters.clone())))
                     .collect(),
             );
             for batch in batches.iter() {
@@ -705,8 +698,8 @@ struct RuleGroup {
     plugin: Arc<Plugin>,
     /// The entities' positions in the chunk.
     applicable: Vec<usize>,
-    /// The rules' positions in the plan.
-    rules: Vec<usize>,
+    /// The rules' positions in the plan, with the check each names.
+    rules: Vec<(usize, String)>,
 }
 
 /// One call's share of a chunk: the entities' positions in the chunk and
