@@ -222,8 +222,8 @@ macro_rules! export {
                                 ::core::option::Option::Some(answer) => {
                                     __portolan_check_result(answer)
                                 }
-                                // Too few answers: the host sees the count and
-                                // fails the call.
+                                // The plugin answered fewer rules than it was
+                                // given: each rule left out fails, saying so.
                                 ::core::option::Option::None => {
                                     ::core::result::Result::Err(wit::Error::Other(
                                         "evaluate_rules returned too few results".into(),
