@@ -44,7 +44,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
 
-use crate::entities::{group_relations, EntityRow, RelationOut, StoredEntity};
+use crate::entities::{group_relations, EntityRow, RelationOut, StoredEntity, INCOMING_RELATIONS};
 use crate::store::Pool;
 use crate::{Store, StoreError};
 
@@ -822,6 +822,23 @@ impl Conditions {
         self.fields.is_empty() && self.terms.is_empty()
     }
 
+    /// Whether SQLite finds the matches in key order through an index
+    /// without sorting: no condition (the key's own index), or one promoted
+    /// column equal to one value (that column's `(column, entity_ref)`
+    /// index).
+    fn key_ordered(&self) -> bool {
+        if !self.terms.is_empty() {
+            return false;
+        }
+        match self.fields.as_slice() {
+            [] => true,
+            [(Target::Column { column, .. }, values)] => {
+                values.len() == 1 && FACT_COLUMNS.contains(column)
+            }
+            _ => false,
+        }
+    }
+
     /// The columns the conditions read, if every one is in
     /// `entities_facts` and there is no search.
     fn fact_columns(&self) -> Option<HashSet<&'static str>> {
@@ -1180,9 +1197,18 @@ impl Store {
 
         // First the page's keys and sort values, then the bodies of those
         // alone: a sort that cannot walk an index then orders narrow rows,
-        // not every match's JSON.
+        // not every match's JSON. When SQLite walks an index in the page's
+        // order and stops at the limit, it reads no more rows than the page
+        // holds, and the bodies come with the keys: a page of 1,000 is then
+        // one statement instead of two and 1,000 fewer index probes.
+        let inline_bodies = dialect == Dialect::Sqlite
+            && order == Order::Key
+            && (walk == Walk::Order || conditions.key_ordered());
         let mut sql = Sql::new(dialect);
         sql.push("SELECT e.entity_ref");
+        if inline_bodies {
+            sql.push(", e.body, e.etag, e.origin, e.created_at, e.updated_at");
+        }
         for (i, key) in keys.iter().enumerate() {
             sql.push(", ");
             key.push(&mut sql);
@@ -1219,11 +1245,12 @@ impl Store {
         sql.push("e.entity_ref").push(dir(descending));
         sql.push(" LIMIT ").arg(Arg::Int(i64::from(limit) + 1));
 
-        let rows = pool.fetch(&sql).await?;
+        let mut rows = pool.fetch(&sql).await?;
         let more = rows.len() > limit as usize;
-        let mut page_keys = Vec::with_capacity(rows.len().min(limit as usize));
+        rows.truncate(limit as usize);
+        let mut page_keys = Vec::with_capacity(rows.len());
         let mut next_cursor = None;
-        for (i, row) in rows.iter().take(limit as usize).enumerate() {
+        for (i, row) in rows.iter().enumerate() {
             let key = row.text("entity_ref")?;
             if more && i + 1 == limit as usize {
                 let values = (0..keys.len())
@@ -1246,18 +1273,29 @@ impl Store {
         }
 
         let keys: Vec<&str> = page_keys.iter().map(String::as_str).collect();
-        let mut bodies = entity_rows(pool, &keys).await?;
-        let mut relations = if query.skip_relations {
-            HashMap::new()
+        let mut bodies = if inline_bodies {
+            let mut bodies = HashMap::with_capacity(rows.len());
+            for row in &rows {
+                let row = row.entity()?;
+                bodies.insert(row.entity_ref.clone(), row);
+            }
+            bodies
         } else {
-            relations_of(pool, &keys).await?
+            entity_rows(pool, &keys).await?
+        };
+        let mut incoming = if query.skip_relations {
+            None
+        } else {
+            Some(incoming_relations(pool, &keys).await?)
         };
         // An entity deleted between the two reads is left out of the page.
         let items = page_keys
             .iter()
             .filter_map(|key| bodies.remove(key))
             .map(|row| {
-                let rels = relations.remove(&row.entity_ref).unwrap_or_default();
+                let rels = incoming
+                    .as_mut()
+                    .map(|all| all.remove(&row.entity_ref).unwrap_or_default());
                 row.into_stored(rels)
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -1675,12 +1713,13 @@ async fn entity_rows(pool: &Pool, keys: &[&str]) -> Result<HashMap<String, Entit
     Ok(out)
 }
 
-/// Relations carried by each of `keys`, grouped by key. A statement of
-/// its own, with the keys as an IN list, which SQLite answers from the
-/// indexes of both halves of the `entity_relations` view; a correlated
-/// subquery per entity in the bodies' statement was tried and read 100,000
-/// entities in 86 s instead of 2 s.
-async fn relations_of(
+/// Relations other entities declare towards each of `keys`, grouped by
+/// key (the declared ones come from each body). A statement of its own,
+/// with the keys as an IN list, which the index on the declared
+/// relations' targets answers; a correlated subquery per entity in the
+/// bodies' statement was tried and read 100,000 entities in 86 s instead
+/// of 2 s.
+async fn incoming_relations(
     pool: &Pool,
     keys: &[&str],
 ) -> Result<HashMap<String, Vec<portolan_catalog::Relation>>, StoreError> {
@@ -1691,7 +1730,7 @@ async fn relations_of(
         }
         let chunk: Vec<String> = chunk.iter().map(|k| (*k).to_owned()).collect();
         let mut sql = Sql::new(pool.dialect());
-        sql.push("SELECT source_key, type, target_ref FROM entity_relations WHERE source_key");
+        sql.push(INCOMING_RELATIONS);
         sql.in_list(&chunk);
         for row in pool.fetch(&sql).await? {
             rows.push(row.relation()?);
