@@ -21,7 +21,10 @@
 //! check is called with batches of entities (the calls of different rules
 //! run in parallel on the blocking pool), each entity's answers and the
 //! exemptions in force become its level, and the chunk's results are
-//! written in one transaction. A check that fails (trap, timeout, garbage,
+//! written in one transaction. A full evaluation rewrites only the
+//! entities whose results or level changed; once it has gone through every
+//! entity it records when it started, which the entities it left alone
+//! then show as the time they were evaluated. A check that fails (trap, timeout, garbage,
 //! plugin not loaded) gives `error` results for its rule on that batch
 //! only; every other rule is still evaluated.
 
@@ -41,7 +44,9 @@ use portolan_scorecards::{
     covers, evaluate_entity, ActiveExemptions, CheckAnswer, CheckRef, Exemption, Outcome,
     ScorecardDefinition,
 };
-use portolan_store::{EntityEvaluation, EntityQuery, Job, JobStatus, NewJob, StoreError};
+use portolan_store::{
+    EntityEvaluation, EntityQuery, Job, JobStatus, NewJob, StoreError, WriteMode,
+};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -383,6 +388,9 @@ pub struct Counts {
     pub results: usize,
     /// Entities whose level changed.
     pub level_changes: usize,
+    /// Entities a full evaluation found with the results and level they
+    /// had, whose stored standing it left as it was (and confirmed).
+    pub unchanged: usize,
     /// Entities whose results were removed (gone from the catalog or no
     /// longer covered).
     pub forgotten: usize,
@@ -855,9 +863,12 @@ async fn evaluate_scope(
         }
     }
     let mut counts = Counts::default();
-    let mut writer = ResultWriter::new(state, &id);
     match scope {
         Scope::All => {
+            // Standings found unchanged are left alone, and confirmed as a
+            // whole once every covered entity has been written.
+            let started = Utc::now();
+            let mut writer = ResultWriter::new(state, &id, WriteMode::ChangedOnly);
             let mut query = coverage_query(&plan.definition);
             let mut seen: HashSet<String> = HashSet::new();
             // Each page is read while the one before it is evaluated.
@@ -907,8 +918,10 @@ async fn evaluate_scope(
                 state.store.forget_scorecard_entities(&id, &refs).await?;
                 counts.forgotten = gone.len();
             }
+            state.store.confirm_scorecard_results(&id, started).await?;
         }
         Scope::Entities(refs) => {
+            let mut writer = ResultWriter::new(state, &id, WriteMode::All);
             let mut covered = Vec::new();
             let mut gone = Vec::new();
             for r in refs {
@@ -950,14 +963,16 @@ async fn evaluate_scope(
 struct ResultWriter {
     store: portolan_store::Store,
     scorecard: String,
+    mode: WriteMode,
     in_flight: Option<JoinHandle<Result<portolan_store::ResultsWritten, StoreError>>>,
 }
 
 impl ResultWriter {
-    fn new(state: &AppState, scorecard: &str) -> ResultWriter {
+    fn new(state: &AppState, scorecard: &str, mode: WriteMode) -> ResultWriter {
         ResultWriter {
             store: state.store.clone(),
             scorecard: scorecard.to_owned(),
+            mode,
             in_flight: None,
         }
     }
@@ -969,10 +984,10 @@ impl ResultWriter {
         counts: &mut Counts,
     ) -> Result<(), Failure> {
         self.finish(counts).await?;
-        let (store, scorecard) = (self.store.clone(), self.scorecard.clone());
+        let (store, scorecard, mode) = (self.store.clone(), self.scorecard.clone(), self.mode);
         self.in_flight = Some(tokio::spawn(async move {
             store
-                .write_scorecard_results(&scorecard, &evaluations, Utc::now())
+                .write_scorecard_results(&scorecard, &evaluations, Utc::now(), mode)
                 .await
         }));
         Ok(())
@@ -990,6 +1005,7 @@ impl ResultWriter {
         counts.entities += written.entities;
         counts.results += written.results;
         counts.level_changes += written.level_changes;
+        counts.unchanged += written.unchanged;
         Ok(())
     }
 }

@@ -68,7 +68,7 @@ pub use query::{
 pub use scorecards::{
     EntityEvaluation, EntityScorecard, LevelChange, NewRuleResult, NewScorecardExemption,
     ResultStatus, ResultsWritten, RuleResult, ScorecardExemption, ScorecardSummary, StandingFilter,
-    StatusCounts, StoredScorecard, MAX_SCORECARD_PAGE,
+    StatusCounts, StoredScorecard, WriteMode, MAX_SCORECARD_PAGE,
 };
 pub use store::{Backend, Store};
 pub use tokens::{NewToken, ParseRoleError, Role, TokenInfo};

@@ -31,7 +31,7 @@ use sqlx::QueryBuilder;
 use crate::store::{on_pool, Pool};
 use crate::{Store, StoreError};
 
-/// Standing rows per multi-row INSERT: 5 binds each, so 25,000 binds, under
+/// Standing rows per multi-row INSERT: 6 binds each, so 30,000 binds, under
 /// SQLite's 32,766 and PostgreSQL's 65,535 bind limits.
 const STANDING_ROWS_PER_INSERT: usize = 5_000;
 
@@ -145,8 +145,12 @@ pub struct EntityEvaluation {
 /// What [`Store::write_scorecard_results`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ResultsWritten {
+    /// Entities in the batch (written or found unchanged).
     pub entities: usize,
     pub results: usize,
+    /// Entities whose standing was found as the batch has it and left as
+    /// it was ([`WriteMode::ChangedOnly`] only).
+    pub unchanged: usize,
     /// Entities whose level changed (or was recorded for the first time),
     /// each of which got a history row.
     pub level_changes: usize,
@@ -324,13 +328,28 @@ impl From<ExemptionRow> for ScorecardExemption {
     }
 }
 
-/// One entity's results on one scorecard, as stored: see migration 0009.
+/// How [`Store::write_scorecard_results`] treats a standing that is
+/// already stored exactly as the batch has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Rewrites it, so its results show this write's time.
+    All,
+    /// Leaves it as it is: for a full evaluation of the scorecard, which
+    /// calls [`Store::confirm_scorecard_results`] once it has written every
+    /// entity, so the standings left alone show when it started.
+    ChangedOnly,
+}
+
+/// One entity's results on one scorecard, as stored: see migrations 0009
+/// and 0010.
 #[derive(sqlx::FromRow)]
 struct StandingRow {
     scorecard_id: String,
     entity_ref: String,
     results: String,
     evaluated_at: i64,
+    /// The scorecard's last finished full evaluation's start.
+    confirmed_at: Option<i64>,
 }
 
 /// A rule result as written into a standing's `results` array (absent
@@ -367,7 +386,8 @@ impl StandingRow {
                 self.scorecard_id, self.entity_ref
             ))
         })?;
-        let evaluated_at = millis_to_time(self.evaluated_at);
+        let evaluated_at =
+            millis_to_time(self.evaluated_at.max(self.confirmed_at.unwrap_or(i64::MIN)));
         let mut out: Vec<RuleResult> = read
             .into_iter()
             .map(|r| RuleResult {
@@ -384,12 +404,13 @@ impl StandingRow {
 }
 
 /// An entity's results made ready for the standings table: the
-/// ' rule=status ' tokens and the JSON array.
+/// ' rule=status ' tokens, the JSON array and their digest.
 struct PreparedStanding<'a> {
     key: String,
     evaluation: &'a EntityEvaluation,
     statuses: String,
     results: String,
+    digest: String,
 }
 
 impl<'a> PreparedStanding<'a> {
@@ -428,13 +449,29 @@ impl<'a> PreparedStanding<'a> {
         let results = serde_json::to_string(&out).map_err(|e| {
             StoreError::InvalidData(format!("{key}: results cannot be written as JSON: {e}"))
         })?;
+        let digest = standing_digest(&statuses, &results, &evaluation.level);
         Ok(PreparedStanding {
             key,
             evaluation,
             statuses,
             results,
+            digest,
         })
     }
+}
+
+/// What a standing says, hashed: its statuses, its results and the level
+/// they give (so a standing whose level moved, say by an exemption's
+/// expiry, differs even when its results do not). Lengths separate the
+/// parts. 128 bits of SHA-256, in hex.
+fn standing_digest(statuses: &str, results: &str, level: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in [statuses, results, level] {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part.as_bytes());
+    }
+    hex::encode(&hash.finalize()[..16])
 }
 
 /// The (rule, status) pairs of a `statuses` column.
@@ -478,7 +515,10 @@ fn status_token(rule: &str, status: ResultStatus) -> String {
 const SCORECARD_COLUMNS: &str = "id, definition, created_at, updated_at";
 const EXEMPTION_COLUMNS: &str =
     "scorecard_id, entity_ref, rule_id, reason, expires_at, created_by, created_at";
-const STANDING_COLUMNS: &str = "scorecard_id, entity_ref, results, evaluated_at";
+/// A standing with its scorecard's confirmation time: the columns and
+/// tables of a `SELECT`, whose conditions name the standing `s`.
+const STANDINGS_CONFIRMED: &str = "s.scorecard_id, s.entity_ref, s.results, s.evaluated_at, \
+     c.confirmed_at FROM scorecard_standings s JOIN scorecards c ON c.id = s.scorecard_id";
 
 /// Joins current levels with their results into one [`EntityScorecard`]
 /// per (scorecard, entity), in the order of `levels`. Results without a
@@ -592,29 +632,52 @@ macro_rules! backend_impl {
                 by_key(conn, from, scorecard, "", keys).await
             }
 
+            /// The `statuses` and `digest` of these entities' stored
+            /// standings.
+            async fn old_standings(
+                conn: &mut Conn,
+                scorecard: &str,
+                keys: &[&str],
+            ) -> Result<HashMap<String, (String, String)>, StoreError> {
+                let mut out = HashMap::with_capacity(keys.len());
+                for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<Db>::new(
+                        "SELECT entity_ref, statuses, digest FROM scorecard_standings \
+                         WHERE scorecard_id = ",
+                    );
+                    qb.push_bind(scorecard).push(" AND entity_ref IN (");
+                    push_keys(&mut qb, chunk);
+                    let rows: Vec<(String, String, String)> =
+                        qb.build_query_as().fetch_all(&mut *conn).await?;
+                    out.extend(rows.into_iter().map(|(k, s, d)| (k, (s, d))));
+                }
+                Ok(out)
+            }
+
             /// Inserts or replaces these entities' standings.
             pub(super) async fn upsert_standings(
                 conn: &mut Conn,
                 scorecard: &str,
-                rows: &[PreparedStanding<'_>],
+                rows: &[&PreparedStanding<'_>],
                 at: i64,
             ) -> Result<(), StoreError> {
                 for chunk in rows.chunks(STANDING_ROWS_PER_INSERT) {
                     let mut qb = QueryBuilder::<Db>::new(
                         "INSERT INTO scorecard_standings (scorecard_id, entity_ref, statuses, \
-                         results, evaluated_at) ",
+                         results, evaluated_at, digest) ",
                     );
                     qb.push_values(chunk, |mut b, row| {
                         b.push_bind(scorecard)
                             .push_bind(row.key.as_str())
                             .push_bind(row.statuses.as_str())
                             .push_bind(row.results.as_str())
-                            .push_bind(at);
+                            .push_bind(at)
+                            .push_bind(row.digest.as_str());
                     });
                     qb.push(
                         " ON CONFLICT (scorecard_id, entity_ref) DO UPDATE SET \
                          statuses = excluded.statuses, results = excluded.results, \
-                         evaluated_at = excluded.evaluated_at",
+                         evaluated_at = excluded.evaluated_at, digest = excluded.digest",
                     );
                     qb.build().execute(&mut *conn).await?;
                 }
@@ -757,21 +820,29 @@ macro_rules! backend_impl {
             pub(super) async fn write(
                 conn: &mut Conn,
                 scorecard: &str,
-                batch: &[PreparedStanding<'_>],
+                all: &[PreparedStanding<'_>],
                 at: i64,
+                mode: WriteMode,
             ) -> Result<ResultsWritten, StoreError> {
                 serialize(conn, scorecard).await?;
+                let keys: Vec<&str> = all.iter().map(|s| s.key.as_str()).collect();
+                let old = old_standings(conn, scorecard, &keys).await?;
+                let unchanged = |s: &PreparedStanding<'_>| {
+                    mode == WriteMode::ChangedOnly
+                        && old.get(&s.key).is_some_and(|(_, digest)| *digest == s.digest)
+                };
+                let batch: Vec<&PreparedStanding<'_>> =
+                    all.iter().filter(|s| !unchanged(s)).collect();
                 let keys: Vec<&str> = batch.iter().map(|s| s.key.as_str()).collect();
-                let old = old_statuses(conn, scorecard, &keys).await?;
                 let mut changes = HashMap::new();
-                for standing in batch {
+                for standing in &batch {
                     count_changes(
                         &mut changes,
-                        old.get(&standing.key).map(String::as_str),
+                        old.get(&standing.key).map(|(statuses, _)| statuses.as_str()),
                         Some(&standing.statuses),
                     );
                 }
-                upsert_standings(conn, scorecard, batch, at).await?;
+                upsert_standings(conn, scorecard, &batch, at).await?;
                 change_counts(conn, scorecard, &changes).await?;
 
                 let current = current_levels(conn, scorecard, &keys).await?;
@@ -788,8 +859,9 @@ macro_rules! backend_impl {
                 close_levels(conn, scorecard, &closed, at).await?;
                 insert_levels(conn, scorecard, &changed, at).await?;
                 Ok(ResultsWritten {
-                    entities: batch.len(),
-                    results: batch.iter().map(|s| s.evaluation.results.len()).sum(),
+                    entities: all.len(),
+                    results: all.iter().map(|s| s.evaluation.results.len()).sum(),
+                    unchanged: all.len() - batch.len(),
                     level_changes: changed.len(),
                 })
             }
@@ -1018,7 +1090,9 @@ impl Store {
     /// Writes one evaluation of many entities on a scorecard in one
     /// transaction, all or nothing: each entity's results replace its
     /// stored ones, and its level is appended to the history only when it
-    /// differs from the current one (or there is none yet).
+    /// differs from the current one (or there is none yet). With
+    /// [`WriteMode::ChangedOnly`], an entity whose stored standing already says
+    /// what the batch does (same results and level) is left as it is.
     ///
     /// Fails without writing if an entity appears twice in the batch
     /// ([`StoreError::DuplicateEntity`]), an entity lists a rule twice or
@@ -1029,6 +1103,7 @@ impl Store {
         scorecard_id: &str,
         evaluations: &[EntityEvaluation],
         evaluated_at: DateTime<Utc>,
+        mode: WriteMode,
     ) -> Result<ResultsWritten, StoreError> {
         let mut seen = HashSet::with_capacity(evaluations.len());
         let mut batch = Vec::with_capacity(evaluations.len());
@@ -1044,9 +1119,36 @@ impl Store {
         }
         let at = millis(evaluated_at);
         let written = in_write_transaction!(self, |backend, conn| {
-            backend::write(conn, scorecard_id, &batch, at).await?
+            backend::write(conn, scorecard_id, &batch, at, mode).await?
         });
         Ok(written)
+    }
+
+    /// Records that a full evaluation of the scorecard that started at
+    /// `started_at` has written every entity it covers with
+    /// [`WriteMode::ChangedOnly`]: the standings it left as they were now show
+    /// that time as when they were evaluated. A time earlier than the one
+    /// recorded changes nothing. Returns whether the scorecard exists.
+    pub async fn confirm_scorecard_results(
+        &self,
+        scorecard_id: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = on_pool!(&self.pool, pool => {
+            sqlx::query(
+                "UPDATE scorecards SET confirmed_at = $2 WHERE id = $1 \
+                 AND (confirmed_at IS NULL OR confirmed_at < $2)",
+            )
+            .bind(scorecard_id)
+            .bind(millis(started_at))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if done > 0 {
+            return Ok(true);
+        }
+        Ok(self.scorecard(scorecard_id).await?.is_some())
     }
 
     /// Removes these entities' results and level history from a scorecard:
@@ -1171,8 +1273,8 @@ impl Store {
         };
         let (first, last) = (first.entity_ref.clone(), last.entity_ref.clone());
         let sql = format!(
-            "SELECT {STANDING_COLUMNS} FROM scorecard_standings WHERE scorecard_id = $1 \
-             AND entity_ref >= $2 AND entity_ref <= $3 ORDER BY entity_ref"
+            "SELECT {STANDINGS_CONFIRMED} WHERE s.scorecard_id = $1 \
+             AND s.entity_ref >= $2 AND s.entity_ref <= $3 ORDER BY s.entity_ref"
         );
         let results: Vec<StandingRow> = on_pool!(&self.pool, pool => {
             sqlx::query_as(&sql)
@@ -1196,10 +1298,8 @@ impl Store {
         entity_ref: &str,
     ) -> Result<Vec<EntityScorecard>, StoreError> {
         let entity = entity_ref.to_lowercase();
-        let sql = format!(
-            "SELECT {STANDING_COLUMNS} FROM scorecard_standings WHERE entity_ref = $1 \
-             ORDER BY scorecard_id"
-        );
+        let sql =
+            format!("SELECT {STANDINGS_CONFIRMED} WHERE s.entity_ref = $1 ORDER BY s.scorecard_id");
         let (levels, results): (Vec<CurrentLevelRow>, Vec<StandingRow>) = on_pool!(&self.pool, pool => {
             let levels = sqlx::query_as(
                 "SELECT scorecard_id, entity_ref, level, at FROM scorecard_levels \

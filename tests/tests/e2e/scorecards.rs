@@ -239,6 +239,41 @@ async fn levels_exemptions_history_and_reevaluation(database_url: Option<String>
     assert!(history["items"][0]["until"].is_string());
     assert!(history["items"][1]["until"].is_null());
 
+    // A full evaluation that finds every entity as it was rewrites none of
+    // them, yet their results show it as when they were last evaluated.
+    let before = entity_view(&server, &admin, "gold-svc", "readiness").await;
+    let (status, body) = server
+        .post("/api/v1/scorecards/readiness/evaluate", &member, None)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let done = server
+        .wait_for(
+            &format!(
+                "/api/v1/scorecards/readiness/evaluations/{}",
+                body["id"].as_str().unwrap()
+            ),
+            &admin,
+            WAIT,
+            |b| b["status"] == "succeeded",
+        )
+        .await;
+    assert_eq!(done["counts"]["entities"], 4, "{done}");
+    assert_eq!(done["counts"]["unchanged"], 4, "{done}");
+    assert_eq!(done["counts"]["levelChanges"], 0, "{done}");
+    let after = entity_view(&server, &admin, "gold-svc", "readiness").await;
+    let time = |v: &Value| -> chrono::DateTime<chrono::Utc> {
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{v}: {e}"))
+    };
+    let started = time(&done["startedAt"]);
+    let evaluated = time(&after["evaluatedAt"]);
+    assert!(evaluated > time(&before["evaluatedAt"]), "{before} {after}");
+    assert!(
+        evaluated.timestamp_millis() >= started.timestamp_millis(),
+        "{after} {done}"
+    );
+    assert_eq!(after["level"], before["level"]);
+    assert_eq!(after["levelSince"], before["levelSince"]);
+
     // Exemptions need the admin role, carry a reason and an expiry, show as
     // exempt, count as passing, and lapse by themselves.
     let expires = chrono::Utc::now() + chrono::Duration::seconds(4);

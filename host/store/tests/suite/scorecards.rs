@@ -5,7 +5,7 @@ use chrono::{Duration, TimeZone, Utc};
 use portolan_store::testing::TestDatabase;
 use portolan_store::{
     EntityEvaluation, NewRuleResult, NewScorecardExemption, ResultStatus, StandingFilter, Store,
-    StoreError,
+    StoreError, WriteMode,
 };
 use serde_json::json;
 
@@ -19,6 +19,7 @@ portolan_store::both_backends!(
     results_read_per_scorecard_and_per_entity,
     forgotten_entities_lose_results_and_history,
     concurrent_writes_count_each_entity_once,
+    unchanged_standings_are_left_alone_and_confirmed,
 );
 
 async fn run<F, Fut>(db: TestDatabase, test: F)
@@ -117,6 +118,7 @@ mod suite {
                 "production-readiness",
                 &[evaluation(entity, "Bronze", &[("has-owner", Pass)])],
                 at(0),
+                WriteMode::All,
             )
             .await
             .unwrap();
@@ -185,7 +187,7 @@ mod suite {
             .collect();
         let started = std::time::Instant::now();
         let written = store
-            .write_scorecard_results("production-readiness", &batch, at(0))
+            .write_scorecard_results("production-readiness", &batch, at(0), WriteMode::All)
             .await
             .unwrap();
         let first_write = started.elapsed();
@@ -212,7 +214,7 @@ mod suite {
 
         // The same evaluation again: results rewritten, history untouched.
         let again = store
-            .write_scorecard_results("production-readiness", &batch, at(1))
+            .write_scorecard_results("production-readiness", &batch, at(1), WriteMode::All)
             .await
             .unwrap();
         assert_eq!(again.level_changes, 0);
@@ -249,6 +251,7 @@ mod suite {
                             evaluation(api, api_level, &[("has-owner", Pass)]),
                         ],
                         at(minute),
+                        WriteMode::All,
                     )
                     .await
                     .unwrap()
@@ -302,6 +305,7 @@ mod suite {
                     evaluation("Component:default/WEB", "Basic", &[("has-owner", Fail)]),
                 ],
                 at(0),
+                WriteMode::All,
             )
             .await
             .unwrap_err();
@@ -323,6 +327,7 @@ mod suite {
                     ),
                 ],
                 at(0),
+                WriteMode::All,
             )
             .await
             .unwrap_err();
@@ -347,12 +352,13 @@ mod suite {
                     &[("has-owner", Pass)],
                 )],
                 at(0),
+                WriteMode::All,
             )
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Database(_)), "{err:?}");
         let nothing = store
-            .write_scorecard_results("production-readiness", &[], at(0))
+            .write_scorecard_results("production-readiness", &[], at(0), WriteMode::All)
             .await
             .unwrap();
         assert_eq!(nothing.entities, 0);
@@ -373,6 +379,7 @@ mod suite {
                     &[("has-owner", Fail), ("old-rule", Pass)],
                 )],
                 at(0),
+                WriteMode::All,
             )
             .await
             .unwrap();
@@ -385,6 +392,7 @@ mod suite {
                     &[("has-owner", Pass), ("coverage", Error)],
                 )],
                 at(1),
+                WriteMode::All,
             )
             .await
             .unwrap();
@@ -536,7 +544,7 @@ mod suite {
             })
             .collect();
         store
-            .write_scorecard_results("production-readiness", &batch, at(0))
+            .write_scorecard_results("production-readiness", &batch, at(0), WriteMode::All)
             .await
             .unwrap();
         store
@@ -544,6 +552,7 @@ mod suite {
                 "api-quality",
                 &[evaluation("component:default/c", "Gold", &[("lint", Pass)])],
                 at(0),
+                WriteMode::All,
             )
             .await
             .unwrap();
@@ -637,7 +646,12 @@ mod suite {
                 let (store, batch) = (store.clone(), batch.clone());
                 tokio::spawn(async move {
                     store
-                        .write_scorecard_results("production-readiness", &batch, at(0))
+                        .write_scorecard_results(
+                            "production-readiness",
+                            &batch,
+                            at(0),
+                            WriteMode::All,
+                        )
                         .await
                 })
             })
@@ -667,6 +681,7 @@ mod suite {
                     evaluation("component:default/b", "Basic", &[("has-owner", Fail)]),
                 ],
                 at(0),
+                WriteMode::All,
             )
             .await
             .unwrap();
@@ -692,6 +707,132 @@ mod suite {
         assert_eq!(summary.levels["Basic"], 1);
         let owner = summary.rules["has-owner"];
         assert_eq!((owner.pass, owner.fail), (0, 1));
+    }
+
+    pub async fn unchanged_standings_are_left_alone_and_confirmed(store: Store) {
+        store
+            .put_scorecard("production-readiness", &definition("Readiness"))
+            .await
+            .unwrap();
+        let (web, api, db) = (
+            "component:default/web",
+            "api:default/orders",
+            "resource:default/db",
+        );
+        let first = [
+            evaluation(web, "Bronze", &[("has-owner", Pass), ("has-docs", Fail)]),
+            evaluation(api, "Basic", &[("has-owner", Fail), ("has-docs", Fail)]),
+            evaluation(db, "Bronze", &[("has-owner", Pass), ("has-docs", Fail)]),
+        ];
+        let written = store
+            .write_scorecard_results(
+                "production-readiness",
+                &first,
+                at(0),
+                WriteMode::ChangedOnly,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (written.entities, written.unchanged),
+            (3, 0),
+            "nothing stored yet"
+        );
+        assert_eq!(written.level_changes, 3);
+
+        // A full evaluation at minute 10 finds web as it was, api with a
+        // new message only, and db with the same results at another level
+        // (its scorecard's levels were redefined).
+        let mut api_again = first[1].clone();
+        api_again.results[1].message = Some("has-docs: no docs link".into());
+        let db_again = evaluation(db, "Silver", &[("has-owner", Pass), ("has-docs", Fail)]);
+        let second = [first[0].clone(), api_again, db_again];
+        let written = store
+            .write_scorecard_results(
+                "production-readiness",
+                &second,
+                at(10),
+                WriteMode::ChangedOnly,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (written.entities, written.unchanged),
+            (3, 1),
+            "web is unchanged"
+        );
+        assert_eq!(written.level_changes, 1, "db moved to Silver");
+
+        let times = |store: Store| async move {
+            let mut out = Vec::new();
+            for entity in [web, api, db] {
+                let standing = store.entity_scorecards(entity).await.unwrap().remove(0);
+                assert!(standing
+                    .results
+                    .iter()
+                    .all(|r| r.evaluated_at == standing.results[0].evaluated_at));
+                out.push(standing.results[0].evaluated_at);
+            }
+            out
+        };
+        // Until the evaluation is confirmed, web shows when it was last
+        // written; the others show the second write.
+        assert_eq!(times(store.clone()).await, [at(0), at(10), at(10)]);
+        let web_now = store.entity_scorecards(web).await.unwrap().remove(0);
+        assert_eq!(web_now.level.as_deref(), Some("Bronze"));
+        assert_eq!(web_now.level_since, Some(at(0)));
+
+        // The evaluation started at minute 9 and has gone through them all.
+        assert!(store
+            .confirm_scorecard_results("production-readiness", at(9))
+            .await
+            .unwrap());
+        assert_eq!(times(store.clone()).await, [at(9), at(10), at(10)]);
+        // An older confirmation changes nothing; a missing scorecard says so.
+        assert!(store
+            .confirm_scorecard_results("production-readiness", at(5))
+            .await
+            .unwrap());
+        assert_eq!(times(store.clone()).await, [at(9), at(10), at(10)]);
+        assert!(!store
+            .confirm_scorecard_results("nope", at(5))
+            .await
+            .unwrap());
+
+        // The counts moved only for what changed, and history only for db.
+        let summary = store
+            .scorecard_summary("production-readiness")
+            .await
+            .unwrap();
+        assert_eq!(summary.rules["has-docs"].fail, 3);
+        assert_eq!(summary.rules["has-owner"].pass, 2);
+        assert_eq!(summary.levels.get("Silver"), Some(&1));
+        let history = store
+            .scorecard_level_history("production-readiness", db)
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 2);
+        let page = store
+            .scorecard_entities("production-readiness", None, 10)
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 3);
+        assert_eq!(page[0].entity_ref, api);
+        let docs = page[0]
+            .results
+            .iter()
+            .find(|r| r.rule_id == "has-docs")
+            .unwrap();
+        assert_eq!(docs.message.as_deref(), Some("has-docs: no docs link"));
+
+        // Writing everything (an entity evaluation) rewrites an unchanged
+        // standing, so it shows that write's time.
+        let written = store
+            .write_scorecard_results("production-readiness", &second[..1], at(20), WriteMode::All)
+            .await
+            .unwrap();
+        assert_eq!((written.entities, written.unchanged), (1, 0));
+        assert_eq!(times(store.clone()).await, [at(20), at(10), at(10)]);
     }
 }
 
@@ -799,6 +940,7 @@ mod upgrade {
                     &[("has-owner", Pass)],
                 )],
                 at(0),
+                WriteMode::All,
             )
             .await
             .unwrap();
