@@ -33,7 +33,9 @@
 //! smoke run of a few seconds once the fixture is built), `BENCH_ENTITIES`,
 //! `BENCH_BATCH`, `BENCH_SAMPLES` (per query), `BENCH_SOURCE_COUNT`,
 //! `BENCH_ROUNDS` (resyncs of each kind), `BENCH_ONLY=ingest` (stop after
-//! the ingest section, to iterate on it). The fixture is built with
+//! the ingest section, to iterate on it), `BENCH_SQLITE_MALLOC=system`
+//! (leave SQLite on the C library's allocator instead of the program's, as
+//! the `portolan` binary sets it up, to measure what that changes). The fixture is built with
 //! `scripts/build-plugins.sh --fixtures` (a few seconds when up to date).
 
 use std::collections::{HashMap, HashSet};
@@ -1329,6 +1331,16 @@ fn main() {
         println!("catalog bench: run it with `cargo bench -p portolan --bench catalog`");
         return;
     }
+    // As the portal's own main does, unless BENCH_SQLITE_MALLOC=system
+    // keeps SQLite on the C library's allocator (to measure the difference).
+    let sqlite_heap = if std::env::var("BENCH_SQLITE_MALLOC").is_ok_and(|v| v == "system") {
+        "the C library's malloc (BENCH_SQLITE_MALLOC=system)"
+    } else if portolan_store::sqlite_memory::use_program_allocator() {
+        "the program's allocator"
+    } else {
+        "the C library's malloc (SQLite was already initialised)"
+    };
+    println!("SQLite allocates with {sqlite_heap}");
     let s = Settings::from_env();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

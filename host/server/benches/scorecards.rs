@@ -29,7 +29,9 @@
 //!    threads).
 //!
 //! Goal (issue 6): a full evaluation of 100,000 entities x 10 rules in
-//! <= 5 s on 2 cores. `BENCH_QUICK=1` runs 10,000 entities.
+//! <= 5 s on 2 cores. `BENCH_QUICK=1` runs 10,000 entities;
+//! `BENCH_SQLITE_MALLOC=system` leaves SQLite on the C library's allocator
+//! (the `portolan` binary moves it to the program's).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -251,6 +253,16 @@ async fn native_full(state: &AppState, id: &str, def: &ScorecardDefinition) -> (
 }
 
 fn main() {
+    // As the portal's own main does, unless BENCH_SQLITE_MALLOC=system
+    // keeps SQLite on the C library's allocator (to measure the difference).
+    let sqlite_heap = if std::env::var("BENCH_SQLITE_MALLOC").is_ok_and(|v| v == "system") {
+        "the C library's malloc (BENCH_SQLITE_MALLOC=system)"
+    } else if portolan_store::sqlite_memory::use_program_allocator() {
+        "the program's allocator"
+    } else {
+        "the C library's malloc (SQLite was already initialised)"
+    };
+    println!("SQLite allocates with {sqlite_heap}");
     let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
     let n: usize = std::env::var("BENCH_ENTITIES")
         .ok()

@@ -6,6 +6,9 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // First, before anything opens the database: SQLite then allocates
+    // through mimalloc, without its statistics' lock.
+    let sqlite_heap = portolan_store::sqlite_memory::use_program_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PORTOLAN_LOG").unwrap_or_else(|_| {
@@ -14,5 +17,8 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if !sqlite_heap {
+        tracing::debug!("SQLite had initialised already; it keeps the C library's allocator");
+    }
     portolan::cli::main(portolan::cli::Cli::parse()).await
 }

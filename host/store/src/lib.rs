@@ -38,6 +38,8 @@
 //!   their logs and the audit trail.
 //! - [`error`]: [`StoreError`], one enum whose cases callers branch on
 //!   (bad URL, database unreachable, migration failed, query failed).
+//! - [`sqlite_memory`]: SQLite's heap through the program's allocator,
+//!   for a `main` to set up before it opens a database.
 //! - [`testing`]: test support for this and other crates: throwaway SQLite
 //!   files and PostgreSQL databases.
 //!
@@ -50,6 +52,7 @@ pub mod error;
 pub mod jobs;
 pub mod query;
 pub mod scorecards;
+pub mod sqlite_memory;
 pub mod store;
 pub mod testing;
 pub mod tokens;
