@@ -8,10 +8,12 @@
 # "scorecard-check"`) and the sources: `app.py` (Python), `app.js`
 # (JavaScript) or `*.c` (C). The language's SDK (sdk/LANG) comes with it and
 # the bindings are generated on every build (nothing generated is committed)
-# from the contract these SDKs implement: wit/v0.3.0 (the current contract,
-# 0.4.0, adds only the check's `evaluate-rules`, which these SDKs do not
-# provide yet; the host loads 0.3.0 plugins natively). Expects the
-# toolchains that scripts/bootstrap.sh installs.
+# from the contract the language's SDK implements: Python the current one
+# (wit/, 0.4.0, whose check `evaluate-rules` the SDK's `Plugin` base class
+# answers rule by rule); JavaScript and C the frozen wit/v0.3.0 (0.4.0 adds
+# only `evaluate-rules`, which those SDKs do not provide yet; the host loads
+# 0.3.0 plugins natively). Expects the toolchains that scripts/bootstrap.sh
+# installs.
 #
 # Incremental: the output's `.stamp` file holds a hash of everything the build
 # reads (the folder, the SDK, the WIT, the tool versions, this script); when it matches,
@@ -26,8 +28,6 @@ WIT_BINDGEN="$TOOLS/bin/wit-bindgen"
 # Debian's rustc-web ships wasm-component-ld: wasm-ld plus the WASI adapter,
 # so a C core module becomes a component without a wasm-tools install.
 COMPONENT_LD="/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld"
-# The contract version the Python, JavaScript and C SDKs build against.
-WIT="$ROOT/wit/v0.3.0"
 
 if [ $# -ne 2 ]; then
   sed -n '2,/^set -euo/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
@@ -48,10 +48,11 @@ case "$world" in
   catalog-source | action | scaffold-generator | scorecard-check) ;;
   *) echo "build-guest: $manifest: unknown world '$world'" >&2; exit 1 ;;
 esac
+# The contract each SDK builds against (see above).
 case "$language" in
-  python) sdk="$ROOT/sdk/python"; tool_version="$("$COMPONENTIZE_PY" --version)" ;;
-  javascript) sdk="$ROOT/sdk/js"; tool_version="$("$NODE_BIN/componentize-js" --version)" ;;
-  c) sdk="$ROOT/sdk/c"; tool_version="$("$WIT_BINDGEN" --version) $(clang --version | head -1)" ;;
+  python) sdk="$ROOT/sdk/python"; WIT="$ROOT/wit"; tool_version="$("$COMPONENTIZE_PY" --version)" ;;
+  javascript) sdk="$ROOT/sdk/js"; WIT="$ROOT/wit/v0.3.0"; tool_version="$("$NODE_BIN/componentize-js" --version)" ;;
+  c) sdk="$ROOT/sdk/c"; WIT="$ROOT/wit/v0.3.0"; tool_version="$("$WIT_BINDGEN" --version) $(clang --version | head -1)" ;;
   *) echo "build-guest: $manifest: unknown language '$language'" >&2; exit 1 ;;
 esac
 

@@ -1,17 +1,37 @@
 """Scorecard-check helpers (world `scorecard-check`)."""
 
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, List, Optional
 
-from componentize_py_types import Err
+from componentize_py_types import Err, Ok
 from wit_world import exports
 from wit_world.exports import check as _c
 
 from . import about, to_json
 
-Plugin = exports.Check
 Status = _c.Status
 __all__ = ["Plugin", "Status", "info", "check", "passed", "failed", "skipped",
            "errored", "unknown_check", "invalid_parameter", "about"]
+
+
+class Plugin(exports.Check):
+    """The base of a check plugin's `Check` class: write `describe` and
+    `evaluate`.
+
+    Since contract 0.4.0 the host may ask for several rules over the same
+    entities in one call (`evaluate_rules`). This default answers each rule
+    with `evaluate`, as if it had been called alone: a rule whose
+    `evaluate` raises `Err` gets that error, and the other rules still get
+    their outcomes. Override it to read each entity once for all the rules.
+    """
+
+    def evaluate_rules(self, rules: List[_c.Rule], entities: List[Any]) -> List[Any]:
+        answers: List[Any] = []
+        for rule in rules:
+            try:
+                answers.append(Ok(self.evaluate(rule.check, rule.parameters, entities)))
+            except Err as err:
+                answers.append(err)
+        return answers
 
 
 def check(id: str, title: str, description: str, *, kinds: Iterable[str] = (),

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use portolan_e2e::stand_in::{Answer, StandIn};
 use portolan_e2e::{component, root, Options, TestServer};
 use portolan_runtime::model::Entity;
+use portolan_runtime::{Contract, EntityBatch, RuleCall};
 use portolan_store::Role;
 use serde_json::{json, Value};
 
@@ -618,6 +619,64 @@ async fn the_conformance_check_gives_identical_results_in_four_languages() {
             error.contains("unknown-check"),
             "conformance-{lang}: {error}"
         );
+    }
+
+    // Several rules over one batch: Rust and Python plugins are built
+    // against contract 0.4.0 and take them in one `evaluate-rules` call
+    // (Python through its SDK's default, which asks `evaluate` per rule);
+    // JavaScript and C (0.3.0) get one call per rule. Every language gives
+    // each rule what it gave alone, and an unknown check fails only its
+    // own rule.
+    let rules = [
+        ("conformance", json!({"minLength": 12})),
+        ("nope", json!({})),
+        ("conformance", json!({})),
+    ];
+    for (lang, contract, calls) in [
+        ("rust", Contract::V0_4, 1),
+        ("python", Contract::V0_4, 1),
+        ("js", Contract::V0_3, 3),
+        ("c", Contract::V0_3, 3),
+    ] {
+        let plugin = server
+            .state
+            .registry
+            .plugin(&format!("conformance-{lang}"))
+            .unwrap();
+        assert_eq!(plugin.contract, contract, "conformance-{lang}");
+        let (rules, batch) = (rules.clone(), EntityBatch::new(entities.clone()));
+        let report = tokio::task::spawn_blocking(move || {
+            let calls: Vec<RuleCall<'_>> = rules
+                .iter()
+                .map(|(check, parameters)| RuleCall { check, parameters })
+                .collect();
+            plugin.evaluate_rules(&calls, &batch)
+        })
+        .await
+        .unwrap();
+        assert_eq!(report.calls, calls, "conformance-{lang}");
+        assert!(
+            report.split.is_none(),
+            "conformance-{lang}: {:?}",
+            report.split
+        );
+        let answers: Vec<Value> = report
+            .results
+            .iter()
+            .map(|r| match r {
+                Ok(outcomes) => serde_json::to_value(outcomes).unwrap(),
+                Err(e) => json!(format!("{e:?}")),
+            })
+            .collect();
+        assert_eq!(answers[0], results[1].1, "conformance-{lang}, minLength 12");
+        assert!(
+            answers[1]
+                .as_str()
+                .is_some_and(|e| e.contains("unknown-check")),
+            "conformance-{lang}: {}",
+            answers[1]
+        );
+        assert_eq!(answers[2], results[0].1, "conformance-{lang}, defaults");
     }
 }
 
