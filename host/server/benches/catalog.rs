@@ -38,6 +38,8 @@
 //! the `portolan` binary sets it up, to measure what that changes). The fixture is built with
 //! `scripts/build-plugins.sh --fixtures` (a few seconds when up to date).
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -1331,16 +1333,7 @@ fn main() {
         println!("catalog bench: run it with `cargo bench -p portolan --bench catalog`");
         return;
     }
-    // As the portal's own main does, unless BENCH_SQLITE_MALLOC=system
-    // keeps SQLite on the C library's allocator (to measure the difference).
-    let sqlite_heap = if std::env::var("BENCH_SQLITE_MALLOC").is_ok_and(|v| v == "system") {
-        "the C library's malloc (BENCH_SQLITE_MALLOC=system)"
-    } else if portolan_store::sqlite_memory::use_program_allocator() {
-        "the program's allocator"
-    } else {
-        "the C library's malloc (SQLite was already initialised)"
-    };
-    println!("SQLite allocates with {sqlite_heap}");
+    println!("SQLite allocates with {}", common::sqlite_heap());
     let s = Settings::from_env();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -33,6 +33,8 @@
 //! `BENCH_SQLITE_MALLOC=system` leaves SQLite on the C library's allocator
 //! (the `portolan` binary moves it to the program's).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -253,16 +255,7 @@ async fn native_full(state: &AppState, id: &str, def: &ScorecardDefinition) -> (
 }
 
 fn main() {
-    // As the portal's own main does, unless BENCH_SQLITE_MALLOC=system
-    // keeps SQLite on the C library's allocator (to measure the difference).
-    let sqlite_heap = if std::env::var("BENCH_SQLITE_MALLOC").is_ok_and(|v| v == "system") {
-        "the C library's malloc (BENCH_SQLITE_MALLOC=system)"
-    } else if portolan_store::sqlite_memory::use_program_allocator() {
-        "the program's allocator"
-    } else {
-        "the C library's malloc (SQLite was already initialised)"
-    };
-    println!("SQLite allocates with {sqlite_heap}");
+    println!("SQLite allocates with {}", common::sqlite_heap());
     let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
     let n: usize = std::env::var("BENCH_ENTITIES")
         .ok()
