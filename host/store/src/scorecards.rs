@@ -461,9 +461,9 @@ impl<'a> PreparedStanding<'a> {
 }
 
 /// What a standing says, hashed: its statuses, its results and the level
-/// they give (so a standing whose level moved, say by an exemption's
-/// expiry, differs even when its results do not). Lengths separate the
-/// parts. 128 bits of SHA-256, in hex.
+/// they give (so a standing whose level moved while its results did not,
+/// as when the scorecard's levels are redefined, counts as changed).
+/// Lengths separate the parts. 128 bits of SHA-256, in hex.
 fn standing_digest(statuses: &str, results: &str, level: &str) -> String {
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
