@@ -24,9 +24,9 @@
 //! written in one transaction. A full evaluation rewrites only the
 //! entities whose results or level changed; once it has gone through every
 //! entity it records when it started, which the entities it left alone
-//! then show as the time they were evaluated. A check that fails (trap, timeout, garbage,
-//! plugin not loaded) gives `error` results for its rule on that batch
-//! only; every other rule is still evaluated.
+//! then show as the time they were evaluated. A check that fails (trap,
+//! timeout, garbage, plugin not loaded) gives `error` results for its rule
+//! on that batch only; every other rule is still evaluated.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
