@@ -8,12 +8,13 @@
 # "scorecard-check"`) and the sources: `app.py` (Python), `app.js`
 # (JavaScript) or `*.c` (C). The language's SDK (sdk/LANG) comes with it and
 # the bindings are generated on every build (nothing generated is committed)
-# from the contract the language's SDK implements: Python the current one
-# (wit/, 0.4.0, whose check `evaluate-rules` the SDK's `Plugin` base class
-# answers rule by rule); JavaScript and C the frozen wit/v0.3.0 (0.4.0 adds
-# only `evaluate-rules`, which those SDKs do not provide yet; the host loads
-# 0.3.0 plugins natively). Expects the toolchains that scripts/bootstrap.sh
-# installs.
+# from the contract the language's SDK implements: Python and JavaScript the
+# current one (wit/, 0.4.0; a check's `evaluate-rules` is answered rule by
+# rule with its `evaluate` unless it has its own: the Python SDK's `Plugin`
+# base class, and for JavaScript an entry module this script writes around
+# `app.js`); C the frozen wit/v0.3.0 (0.4.0 adds only `evaluate-rules`,
+# which the C SDK does not provide yet; the host loads 0.3.0 plugins
+# natively). Expects the toolchains that scripts/bootstrap.sh installs.
 #
 # Incremental: the output's `.stamp` file holds a hash of everything the build
 # reads (the folder, the SDK, the WIT, the tool versions, this script); when it matches,
@@ -51,7 +52,7 @@ esac
 # The contract each SDK builds against (see above).
 case "$language" in
   python) sdk="$ROOT/sdk/python"; WIT="$ROOT/wit"; tool_version="$("$COMPONENTIZE_PY" --version)" ;;
-  javascript) sdk="$ROOT/sdk/js"; WIT="$ROOT/wit/v0.3.0"; tool_version="$("$NODE_BIN/componentize-js" --version)" ;;
+  javascript) sdk="$ROOT/sdk/js"; WIT="$ROOT/wit"; tool_version="$("$NODE_BIN/componentize-js" --version)" ;;
   c) sdk="$ROOT/sdk/c"; WIT="$ROOT/wit/v0.3.0"; tool_version="$("$WIT_BINDGEN" --version) $(clang --version | head -1)" ;;
   *) echo "build-guest: $manifest: unknown language '$language'" >&2; exit 1 ;;
 esac
@@ -98,9 +99,22 @@ case "$language" in
     mkdir -p "$work/src"
     (cd "$DIR" && find . -name '*.js' ! -path './node_modules/*' -exec cp --parents {} "$work/src/" \;)
     cp "$sdk/portolan.js" "$work/src/portolan.js"
+    entry="$work/src/app.js"
+    if [ "$world" = scorecard-check ]; then
+      # The check as the plugin exports it, with `evaluateRules` added when
+      # it has none (sdk/js/portolan.js, `check.withEvaluateRules`).
+      entry="$work/src/portolan-entry.js"
+      cat > "$entry" <<'JS'
+// Written by scripts/build-guest.sh around the plugin's app.js.
+import { check as plugin } from './app.js';
+import { check as helpers } from './portolan.js';
+
+export const check = helpers.withEvaluateRules(plugin);
+JS
+    fi
     "$NODE_BIN/jco" types "$WIT" --world-name "$world" -o "$work/types" >/dev/null 2>&1 || true
     "$NODE_BIN/componentize-js" --wit "$WIT" --world-name "$world" \
-      -o "$tmp" "$work/src/app.js" >"$work/build.log" 2>&1 \
+      -o "$tmp" "$entry" >"$work/build.log" 2>&1 \
       || { cat "$work/build.log" >&2; exit 1; }
     ;;
   c)

@@ -11,7 +11,7 @@
 // Uint8Array, `u64` is a BigInt. An exported function fails with its WIT
 // error by throwing a `PluginError` (or any `{ tag, val }` object).
 
-import * as host from 'portolan:plugin/host@0.3.0';
+import * as host from 'portolan:plugin/host@0.4.0';
 
 /** What the plugin says about itself in `describe`. */
 export function about(title, version, description) {
@@ -98,6 +98,38 @@ export const check = {
   errored: (message) => ({ status: 'error', message, value: undefined }),
   unknownCheck: (id) => new PluginError('unknown-check', id),
   invalidParameter: (pointer, why) => new PluginError('invalid-parameter', [pointer, why]),
+  /**
+   * The plugin's `check` export with `evaluateRules` (contract 0.4.0:
+   * several rules over one batch in one call) answered by calling its
+   * `evaluate` once per rule, unless it has its own. A rule whose
+   * `evaluate` throws a WIT error gets that error; the others their
+   * outcomes. The build applies it to a check's export.
+   */
+  withEvaluateRules: (plugin) => {
+    if (typeof plugin.evaluateRules === 'function') return plugin;
+    return {
+      describe: (...args) => plugin.describe(...args),
+      evaluate: (...args) => plugin.evaluate(...args),
+      evaluateRules(rules, entities) {
+        const ok = (val) => ({ tag: 'ok', val });
+        const err = (e) => {
+          if (e instanceof PluginError) return { tag: 'err', val: e.payload };
+          if (e && typeof e === 'object' && 'tag' in e) return { tag: 'err', val: e };
+          throw e;
+        };
+        const answers = rules.map((rule) => {
+          try {
+            const outcomes = plugin.evaluate(rule.check, rule.parameters, entities);
+            return outcomes instanceof Promise ? outcomes.then(ok, err) : ok(outcomes);
+          } catch (e) {
+            return err(e);
+          }
+        });
+        // An async `evaluate` makes this async too.
+        return answers.some((a) => a instanceof Promise) ? Promise.all(answers) : answers;
+      },
+    };
+  },
 };
 
 // Catalog sources.
