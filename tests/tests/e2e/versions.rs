@@ -3,7 +3,8 @@
 //! real registry; 0.3.0 check plugins lack `evaluate-rules` and are called
 //! once per rule, 0.2.0 ones also lack the catalog import, 0.1.0 ones are
 //! adapted to the current model (`wit/README.md`, "Supported versions").
-//! The C `catalog-hygiene` plugin (0.3.0, as the C SDK builds) drives
+//! The fixture `frozen-check` is the 0.3.0 check (with the catalog import);
+//! the C `catalog-hygiene` plugin (0.3.0, as the C SDK builds) drives
 //! scorecards in `hygiene.rs` and `polyglot.rs`.
 
 use std::sync::{Arc, Mutex};
@@ -355,6 +356,7 @@ async fn several_rules_go_to_a_0_4_0_check_in_one_call_and_one_by_one_to_older_o
     install(&server, &token, "echo-check", "echo", None).await;
     install(&server, &token, "hostile-check", "hostile", None).await;
     install(&server, &token, "previous-check", "previous", None).await;
+    install(&server, &token, "frozen-check", "frozen", None).await;
     let batch = || vec![entity("svc"), group("team-a")];
 
     // echo and undecided apply to every entity and share one call;
@@ -430,6 +432,61 @@ async fn several_rules_go_to_a_0_4_0_check_in_one_call_and_one_by_one_to_older_o
         [
             Ok(vec![CheckStatus::Fail, CheckStatus::Skip]),
             Ok(vec![CheckStatus::Error, CheckStatus::Error]),
+        ]
+    );
+
+    // A 0.3.0 plugin has the catalog import but no evaluate-rules: one call
+    // per rule, each looking the owners up in the catalog.
+    let member = server.token(Role::Member).await;
+    let (status, body) = server
+        .put(
+            "/api/v1/entities/group/default/team-a",
+            &member,
+            &json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+                    "metadata": {"name": "team-a"}, "spec": {"type": "team", "children": []}}),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let frozen = server.state.registry.plugin("frozen").unwrap();
+    assert_eq!(frozen.contract, Contract::V0_3);
+    let mut stray = entity("stray");
+    stray.spec = json!({"type": "service", "lifecycle": "production", "owner": "nobody"});
+    let report = evaluate_rules(
+        &frozen,
+        &[
+            ("owner-exists", json!({})),
+            ("owner-exists", json!({"kind": "User"})),
+        ],
+        vec![entity("svc"), ownerless("orphan"), stray],
+    )
+    .await;
+    assert_eq!(report.calls, 2, "{report:?}");
+    assert!(report.split.is_none());
+    let messages: Vec<Vec<(CheckStatus, String)>> = report
+        .results
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .iter()
+                .map(|o| (o.status, o.message.clone().unwrap_or_default()))
+                .collect()
+        })
+        .collect();
+    let fail = |m: &str| (CheckStatus::Fail, m.to_owned());
+    assert_eq!(
+        messages,
+        [
+            vec![
+                (CheckStatus::Pass, "Group:team-a".to_owned()),
+                fail("no owner"),
+                fail("group:nobody is not in the catalog"),
+            ],
+            vec![
+                fail("group:team-a is a Group"),
+                fail("no owner"),
+                fail("group:nobody is not in the catalog"),
+            ],
         ]
     );
     server.stop().await;
