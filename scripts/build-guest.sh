@@ -8,13 +8,12 @@
 # "scorecard-check"`) and the sources: `app.py` (Python), `app.js`
 # (JavaScript) or `*.c` (C). The language's SDK (sdk/LANG) comes with it and
 # the bindings are generated on every build (nothing generated is committed)
-# from the contract the language's SDK implements: Python and JavaScript the
-# current one (wit/, 0.4.0; a check's `evaluate-rules` is answered rule by
-# rule with its `evaluate` unless it has its own: the Python SDK's `Plugin`
-# base class, and for JavaScript an entry module this script writes around
-# `app.js`); C the frozen wit/v0.3.0 (0.4.0 adds only `evaluate-rules`,
-# which the C SDK does not provide yet; the host loads 0.3.0 plugins
-# natively). Expects the toolchains that scripts/bootstrap.sh installs.
+# from the current contract (wit/, 0.4.0). A check's `evaluate-rules` is
+# answered rule by rule with its `evaluate` unless the plugin has its own:
+# in Python by the SDK's `Plugin` base class, in JavaScript by an entry
+# module this script writes around `app.js`, in C by sdk/c/portolan_rules.c
+# (a weak definition). Expects the toolchains that scripts/bootstrap.sh
+# installs.
 #
 # Incremental: the output's `.stamp` file holds a hash of everything the build
 # reads (the folder, the SDK, the WIT, the tool versions, this script); when it matches,
@@ -29,6 +28,8 @@ WIT_BINDGEN="$TOOLS/bin/wit-bindgen"
 # Debian's rustc-web ships wasm-component-ld: wasm-ld plus the WASI adapter,
 # so a C core module becomes a component without a wasm-tools install.
 COMPONENT_LD="/usr/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld"
+# The contract the SDKs build against: the current one.
+WIT="$ROOT/wit"
 
 if [ $# -ne 2 ]; then
   sed -n '2,/^set -euo/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
@@ -49,11 +50,10 @@ case "$world" in
   catalog-source | action | scaffold-generator | scorecard-check) ;;
   *) echo "build-guest: $manifest: unknown world '$world'" >&2; exit 1 ;;
 esac
-# The contract each SDK builds against (see above).
 case "$language" in
-  python) sdk="$ROOT/sdk/python"; WIT="$ROOT/wit"; tool_version="$("$COMPONENTIZE_PY" --version)" ;;
-  javascript) sdk="$ROOT/sdk/js"; WIT="$ROOT/wit"; tool_version="$("$NODE_BIN/componentize-js" --version)" ;;
-  c) sdk="$ROOT/sdk/c"; WIT="$ROOT/wit/v0.3.0"; tool_version="$("$WIT_BINDGEN" --version) $(clang --version | head -1)" ;;
+  python) sdk="$ROOT/sdk/python"; tool_version="$("$COMPONENTIZE_PY" --version)" ;;
+  javascript) sdk="$ROOT/sdk/js"; tool_version="$("$NODE_BIN/componentize-js" --version)" ;;
+  c) sdk="$ROOT/sdk/c"; tool_version="$("$WIT_BINDGEN" --version) $(clang --version | head -1)" ;;
   *) echo "build-guest: $manifest: unknown language '$language'" >&2; exit 1 ;;
 esac
 
@@ -123,7 +123,10 @@ JS
     # Each generated and plugin source compiled for wasm32-wasi (WASI
     # preview 1 libc from Debian), then linked as a reactor component.
     objs=()
-    for src in "$DIR"/*.c "$work/gen/$world_c.c"; do
+    srcs=("$DIR"/*.c "$work/gen/$world_c.c")
+    # A check's `evaluate-rules`, rule by rule, unless the plugin has its own.
+    [ "$world" = scorecard-check ] && srcs+=("$sdk/portolan_rules.c")
+    for src in "${srcs[@]}"; do
       obj="$work/$(basename "$src" .c).o"
       clang --target=wasm32-wasi -O2 -Wall -Werror -Wno-unused-function \
         -DPORTOLAN_WORLD="$world_c" -DPORTOLAN_WORLD_HEADER="\"$world_c.h\"" \

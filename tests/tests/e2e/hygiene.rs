@@ -215,7 +215,7 @@ async fn every_check_passes_and_fails_as_described(database_url: Option<String>)
     let member = server.token(Role::Member).await;
     server.install(&component("catalog-hygiene"), "catalog-hygiene");
     let plugin = ready(&server, "catalog-hygiene", &admin).await;
-    assert_eq!(plugin["contract"], "0.3.0", "{plugin}");
+    assert_eq!(plugin["contract"], "0.4.0", "{plugin}");
     let checks: Vec<(&str, &Value)> = plugin["describe"]["checks"]
         .as_array()
         .unwrap()

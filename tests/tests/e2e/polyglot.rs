@@ -621,11 +621,10 @@ async fn the_conformance_check_gives_identical_results_in_four_languages() {
         );
     }
 
-    // Several rules over one batch: Rust, Python and JavaScript plugins are
-    // built against contract 0.4.0 and take them in one `evaluate-rules`
-    // call (Python and JavaScript through their SDK's default, which asks
-    // `evaluate` per rule); C (0.3.0) gets one call per rule. Every
-    // language gives each rule what it gave alone, and an unknown check
+    // Several rules over one batch: every language's plugin is built
+    // against contract 0.4.0 and takes them in one `evaluate-rules` call
+    // (all but Rust through their SDK's default, which asks `evaluate` per
+    // rule). Each gives each rule what it gave alone, and an unknown check
     // fails only its own rule.
     let rules = [
         ("conformance", json!({"minLength": 12})),
@@ -636,7 +635,7 @@ async fn the_conformance_check_gives_identical_results_in_four_languages() {
         ("rust", Contract::V0_4, 1),
         ("python", Contract::V0_4, 1),
         ("js", Contract::V0_4, 1),
-        ("c", Contract::V0_3, 3),
+        ("c", Contract::V0_4, 1),
     ] {
         let plugin = server
             .state
