@@ -3,9 +3,7 @@
 //! real registry; 0.3.0 check plugins lack `evaluate-rules` and are called
 //! once per rule, 0.2.0 ones also lack the catalog import, 0.1.0 ones are
 //! adapted to the current model (`wit/README.md`, "Supported versions").
-//! The fixture `frozen-check` is the 0.3.0 check (with the catalog import);
-//! the C `catalog-hygiene` plugin (0.3.0, as the C SDK builds) drives
-//! scorecards in `hygiene.rs` and `polyglot.rs`.
+//! The fixture `frozen-check` is the 0.3.0 check (with the catalog import).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,7 +32,7 @@ async fn install(
     }
     server.install(&portolan_e2e::component(component), id);
     let (_, body) = server
-        .wait_plugin(id, token, Duration::from_secs(10), |_, b| {
+        .wait_plugin(id, token, Duration::from_secs(30), |_, b| {
             b["status"] == "ready" || b["status"] == "failed"
         })
         .await
