@@ -622,16 +622,6 @@ macro_rules! backend_impl {
                 Ok(out)
             }
 
-            /// The `statuses` of these entities' stored standings.
-            pub(super) async fn old_statuses(
-                conn: &mut Conn,
-                scorecard: &str,
-                keys: &[&str],
-            ) -> Result<HashMap<String, String>, StoreError> {
-                let from = "SELECT entity_ref, statuses FROM scorecard_standings WHERE scorecard_id = ";
-                by_key(conn, from, scorecard, "", keys).await
-            }
-
             /// The `statuses` and `digest` of these entities' stored
             /// standings.
             async fn old_standings(
@@ -798,9 +788,9 @@ macro_rules! backend_impl {
                 keys: &[&str],
             ) -> Result<(), StoreError> {
                 serialize(conn, scorecard).await?;
-                let old = old_statuses(conn, scorecard, keys).await?;
+                let old = old_standings(conn, scorecard, keys).await?;
                 let mut changes = HashMap::new();
-                for statuses in old.values() {
+                for (statuses, _) in old.values() {
                     count_changes(&mut changes, Some(statuses), None);
                 }
                 delete_standings(conn, scorecard, keys).await?;
