@@ -415,12 +415,9 @@ async fn batch(
     })))
 }
 
-/// Documents one validation thread takes at least: below this, starting a
-/// thread costs more than it saves.
+/// Documents one validation worker takes at least: below this, handing
+/// work to another thread costs more than it saves.
 const MIN_DOCUMENTS_PER_THREAD: usize = 500;
-
-/// Most threads one batch validates on.
-const MAX_VALIDATION_THREADS: usize = 8;
 
 /// One document after validation, with what the batch's answer needs.
 struct Checked {
@@ -453,53 +450,22 @@ fn check_document(index: usize, doc: Document) -> Checked {
 /// the database: the documents are split over the cores, in order, and the
 /// results put back in order to look for repeats.
 fn validate_batch(docs: Vec<Document>) -> (Vec<Entity>, Vec<EntityProblems>) {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, MAX_VALIDATION_THREADS)
-        .min(docs.len().div_ceil(MIN_DOCUMENTS_PER_THREAD).max(1));
-    let per_thread = docs.len().div_ceil(threads).max(1);
-    let mut parts: Vec<Vec<(usize, Document)>> = Vec::with_capacity(threads);
-    for (index, doc) in docs.into_iter().enumerate() {
-        if index % per_thread == 0 {
-            parts.push(Vec::with_capacity(per_thread));
-        }
-        parts
-            .last_mut()
-            .expect("a part was just pushed")
-            .push((index, doc));
-    }
-    let check_part = |part: Vec<(usize, Document)>| -> Vec<Checked> {
-        part.into_iter()
-            .map(|(index, doc)| check_document(index, doc))
-            .collect()
-    };
-    let checked: Vec<Vec<Checked>> = if parts.len() <= 1 {
-        parts.into_iter().map(check_part).collect()
-    } else {
-        std::thread::scope(|scope| {
-            let running: Vec<_> = parts
-                .into_iter()
-                .map(|part| scope.spawn(move || check_part(part)))
-                .collect();
-            running
-                .into_iter()
-                .map(|thread| {
-                    thread
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        })
-    };
+    use rayon::prelude::*;
+    let checked: Vec<Checked> = docs
+        .into_par_iter()
+        .with_min_len(MIN_DOCUMENTS_PER_THREAD)
+        .enumerate()
+        .map(|(index, doc)| check_document(index, doc))
+        .collect();
 
-    let mut entities = Vec::with_capacity(checked.iter().map(Vec::len).sum());
+    let mut entities = Vec::with_capacity(checked.len());
     let mut bad = Vec::new();
     let mut first_seen = std::collections::HashMap::new();
     for Checked {
         index,
         document,
         entity,
-    } in checked.into_iter().flatten()
+    } in checked
     {
         match entity {
             Ok((entity, key)) => {
