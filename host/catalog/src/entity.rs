@@ -113,6 +113,22 @@ impl Entity {
         }
         value
     }
+
+    /// What the store keeps of this entity: its [`Entity::body`] as JSON
+    /// text (object keys sorted, no whitespace), with its [`Entity::etag`].
+    /// One serialisation serves both, where `body` and `etag` apart take
+    /// three; a batch write hashes every entity and stores the new ones.
+    pub fn stored_form(&self) -> (String, String) {
+        let body = self.body();
+        let text = canonical(&body);
+        let etag = if has_computed_metadata(&body) {
+            etag_of(&body)
+        } else {
+            etag_of_canonical(&text)
+        };
+        let text = String::from_utf8(text).expect("serde_json writes UTF-8");
+        (text, etag)
+    }
 }
 
 /// [`Entity::etag`] of an entity's [`Entity::body`], for callers that have
@@ -145,24 +161,6 @@ fn canonical(value: &Value) -> Vec<u8> {
 
 fn etag_of_canonical(canonical: &[u8]) -> String {
     hex::encode(&Sha256::digest(canonical)[..16])
-}
-
-impl Entity {
-    /// What the store keeps of this entity: its [`Entity::body`] as JSON
-    /// text (object keys sorted, no whitespace), with its [`Entity::etag`].
-    /// One serialisation serves both, where `body` and `etag` apart take
-    /// three; a batch write hashes every entity and stores the new ones.
-    pub fn stored_form(&self) -> (String, String) {
-        let body = self.body();
-        let text = canonical(&body);
-        let etag = if has_computed_metadata(&body) {
-            etag_of(&body)
-        } else {
-            etag_of_canonical(&text)
-        };
-        let text = String::from_utf8(text).expect("serde_json writes UTF-8");
-        (text, etag)
-    }
 }
 
 /// JSON with object keys sorted at every level, whatever map type
@@ -201,10 +199,15 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn entity(v: Value) -> Entity {
+        serde_json::from_value(v).unwrap()
+    }
 
     #[test]
     fn the_stored_form_is_the_body_with_its_etag() {
-        let plain = Entity::from_value(serde_json::json!({
+        let plain = Entity::from_value(json!({
             "apiVersion": "backstage.io/v1alpha1",
             "kind": "Component",
             "metadata": {"name": "web", "tags": ["b", "a"], "annotations": {"z": "1", "a": "2"}},
@@ -221,11 +224,6 @@ mod tests {
             assert_eq!(parsed, entity.body());
             assert!(!text.contains("relations"));
         }
-    }
-    use serde_json::json;
-
-    fn entity(v: Value) -> Entity {
-        serde_json::from_value(v).unwrap()
     }
 
     #[test]

@@ -441,10 +441,7 @@ const MIN_ITEMS_PER_THREAD: usize = 512;
 /// thread meanwhile, as the sequential map did. The pool's threads live on
 /// between batches: spawning fresh ones for each batch also gave each a
 /// fresh allocator heap, whose pages the kernel zeroed again every time.
-fn parallel_map<'a, T: Sync, U: Send>(
-    items: &'a [T],
-    f: impl Fn(&'a T) -> U + Sync + Send,
-) -> Vec<U> {
+fn parallel_map<'a, T: Sync, U: Send>(items: &'a [T], f: impl Fn(&'a T) -> U + Sync) -> Vec<U> {
     use rayon::prelude::*;
     if items.len() < 2 * MIN_ITEMS_PER_THREAD {
         return items.iter().map(f).collect();
