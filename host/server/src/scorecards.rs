@@ -399,6 +399,15 @@ pub async fn load_files(state: &AppState) {
                         defined.insert(id.clone(), path.clone());
                     }
                 }
+                // Shown at once, not after the scan: a list read meanwhile
+                // sees the scorecards applied so far with the errors found
+                // so far (files go in name order).
+                if let Ok(mut inner) = state.file_scorecards.inner.lock() {
+                    if inner.errors.get(&path) != Some(&e) {
+                        tracing::warn!(file = %path.display(), error = %e, "scorecard file refused");
+                        inner.errors.insert(path.clone(), e.clone());
+                    }
+                }
                 errors.insert(path, e);
             }
         }
@@ -418,11 +427,6 @@ pub async fn load_files(state: &AppState) {
         }
     }
     if let Ok(mut inner) = state.file_scorecards.inner.lock() {
-        for (path, e) in &errors {
-            if inner.errors.get(path) != Some(e) {
-                tracing::warn!(file = %path.display(), error = %e, "scorecard file refused");
-            }
-        }
         inner.defined = defined;
         inner.errors = errors;
     }
