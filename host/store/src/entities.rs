@@ -15,7 +15,7 @@
 //! Writes go through one path ([`Store::put_entities`] and
 //! [`Store::put_entity`] share it): read the current etags of every entity
 //! in the batch, decide per entity whether it is new, changed or unchanged,
-//! then write only the new and changed ones with multi-row statements, all
+//! then write only the new and changed ones, in bulk statements, all
 //! in one transaction. On SQLite the same path keeps the search index and
 //! the value counts, per batch; so does every delete.
 
@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use portolan_catalog::{declared_relations, Entity, EntityRef, Relation};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -31,20 +31,6 @@ use sqlx::QueryBuilder;
 
 use crate::store::Pool;
 use crate::{Store, StoreError};
-
-/// Entity rows per multi-row INSERT on SQLite: 15 binds each, far below
-/// its 32,766 bind limit, and large enough that a 10,000-entity batch takes
-/// ten statements. (PostgreSQL binds one array per column instead.)
-const ENTITY_ROWS_PER_INSERT: usize = 1_000;
-
-/// Relation rows per INSERT (6 binds each).
-const RELATION_ROWS_PER_INSERT: usize = 4_000;
-
-/// Tag rows per INSERT (2 binds each).
-const TAG_ROWS_PER_INSERT: usize = 8_000;
-
-/// Search rows per INSERT on SQLite (6 binds each).
-const SEARCH_ROWS_PER_INSERT: usize = 5_000;
 
 /// Value-count rows per upsert on SQLite (4 binds each).
 const COUNT_ROWS_PER_INSERT: usize = 8_000;
@@ -753,11 +739,12 @@ const UPSERT_ENTITY: &str = " ON CONFLICT (entity_ref) DO UPDATE SET kind = excl
      updated_at = excluded.updated_at \
      WHERE entities.origin = excluded.origin";
 
-/// Bulk inserts on SQLite: multi-row `VALUES`, chunked under the bind
-/// limit. SQLite also keeps the search index and the per-kind value counts
+/// Bulk inserts on SQLite: a prepared single-row statement per table,
+/// stepped once per row through SQLite's own interface. SQLite also keeps the search index and the per-kind value counts
 /// here, per batch (migration 0007 explains why not per row in triggers).
 mod sqlite_bulk {
     use super::*;
+    use crate::sqlite_direct::{blocking, Direct};
 
     type Db = sqlx::Sqlite;
 
@@ -814,12 +801,11 @@ mod sqlite_bulk {
     /// how many were written. `stored` are the keys of rows that exist.
     ///
     /// New rows go in with `INSERT OR IGNORE` and only replaced ones with
-    /// the upsert. The writer holds the database (`BEGIN IMMEDIATE`) and
-    /// has seen that the new ones are absent, so nothing is ignored; but a
-    /// multi-row statement that may stop halfway (a constraint failing with
-    /// `ABORT`, as an upsert's can) makes SQLite copy every page it is
-    /// about to change into a statement journal first, which cost a large
-    /// batch about a tenth of its time. One that cannot fail needs none.
+    /// the upsert, whose `WHERE` skips another origin's row (the caller
+    /// sees it in the count). The writer holds the database (`BEGIN
+    /// IMMEDIATE`) and has seen that the new ones are absent, so nothing is
+    /// ignored. Row by row through SQLite's own interface (see
+    /// [`crate::sqlite_direct`]).
     pub(super) async fn insert_entities(
         conn: &mut sqlx::SqliteConnection,
         rows: &[&Prepared],
@@ -828,79 +814,70 @@ mod sqlite_bulk {
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let stored: HashSet<&str> = stored.iter().copied().collect();
-        let (replaced, new): (Vec<&Prepared>, Vec<&Prepared>) = rows
-            .iter()
-            .copied()
-            .partition(|p| stored.contains(p.key.as_str()));
-        let mut ids: Vec<(i64, String)> = Vec::with_capacity(rows.len());
-        for (rows, verb, conflict) in [
-            (&new, "INSERT OR IGNORE", ""),
-            (&replaced, "INSERT", UPSERT_ENTITY),
-        ] {
-            for chunk in rows.chunks(ENTITY_ROWS_PER_INSERT) {
-                let mut qb = QueryBuilder::<Db>::new(verb);
-                qb.push(
-                    " INTO entities (entity_ref, kind, namespace, name, kind_key, \
-                     namespace_key, lifecycle, spec_type, name_key, owner_key, body, etag, \
-                     origin, created_at, updated_at) ",
-                );
-                qb.push_values(chunk, |mut b, p| {
-                    b.push_bind(p.key.as_str())
-                        .push_bind(p.kind.as_str())
-                        .push_bind(p.namespace.as_str())
-                        .push_bind(p.name.as_str())
-                        .push_bind(p.kind_key.as_str())
-                        .push_bind(p.namespace_key.as_str())
-                        .push_bind(p.lifecycle.as_deref())
-                        .push_bind(p.spec_type.as_deref())
-                        .push_bind(p.name_key.as_str())
-                        .push_bind(p.owner_key.as_deref())
-                        .push_bind(p.body.as_str())
-                        .push_bind(p.etag.as_str())
-                        .push_bind(origin)
-                        .push_bind(at)
-                        .push_bind(at);
-                });
-                qb.push(conflict);
-                // An upsert keeps the rowid of the row it updates, and the
-                // search row is keyed by it.
-                qb.push(" RETURNING rowid, entity_ref");
-                ids.extend(
-                    qb.build_query_as::<(i64, String)>()
-                        .fetch_all(&mut *conn)
-                        .await?,
-                );
-            }
-        }
-        let by_key: HashMap<&str, &Prepared> = rows.iter().map(|p| (p.key.as_str(), *p)).collect();
-        let search: Vec<(i64, &SearchText)> = ids
-            .iter()
-            .filter_map(|(id, key)| by_key.get(key.as_str()).map(|p| (*id, &p.search)))
-            .collect();
-        insert_search(conn, &search).await?;
+        // The text sqlx writes for a `DateTime<Utc>`, as every other
+        // statement stores these columns.
+        let at = at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
+        let written = {
+            let direct = Direct::lock(conn).await?;
+            blocking(|| -> Result<u64, StoreError> {
+                const INSERT: &str = "INTO entities (entity_ref, kind, namespace, name, \
+                     kind_key, namespace_key, lifecycle, spec_type, name_key, owner_key, body, \
+                     etag, origin, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
+                     ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)";
+                let mut new =
+                    direct.prepare(&format!("INSERT OR IGNORE {INSERT} RETURNING rowid"))?;
+                let mut replace =
+                    direct.prepare(&format!("INSERT {INSERT} {UPSERT_ENTITY} RETURNING rowid"))?;
+                let mut ids: Vec<(i64, &SearchText)> = Vec::with_capacity(rows.len());
+                for p in rows {
+                    let statement = if stored.contains(p.key.as_str()) {
+                        &mut replace
+                    } else {
+                        &mut new
+                    };
+                    let id = statement.run(&[
+                        p.key.as_str().into(),
+                        p.kind.as_str().into(),
+                        p.namespace.as_str().into(),
+                        p.name.as_str().into(),
+                        p.kind_key.as_str().into(),
+                        p.namespace_key.as_str().into(),
+                        p.lifecycle.as_deref().into(),
+                        p.spec_type.as_deref().into(),
+                        p.name_key.as_str().into(),
+                        p.owner_key.as_deref().into(),
+                        p.body.as_str().into(),
+                        p.etag.as_str().into(),
+                        origin.into(),
+                        at.as_str().into(),
+                    ])?;
+                    // An upsert keeps the rowid of the row it updates, and
+                    // the search row is keyed by it.
+                    if let Some(id) = id {
+                        ids.push((id, &p.search));
+                    }
+                }
+                // The search rows after all entity rows: each table's pages
+                // stay together in the cache while they are written.
+                let mut search = direct.prepare(
+                    "INSERT INTO entities_fts (rowid, name, title, tags, description, other) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (id, s) in &ids {
+                    search.run(&[
+                        (*id).into(),
+                        s.name.as_str().into(),
+                        s.title.as_deref().into(),
+                        s.tags.as_deref().into(),
+                        s.description.as_deref().into(),
+                        s.other.as_str().into(),
+                    ])?;
+                }
+                Ok(ids.len() as u64)
+            })?
+        };
         add_counts(conn, rows).await?;
-        Ok(ids.len() as u64)
-    }
-
-    async fn insert_search(
-        conn: &mut sqlx::SqliteConnection,
-        rows: &[(i64, &SearchText)],
-    ) -> Result<(), StoreError> {
-        for chunk in rows.chunks(SEARCH_ROWS_PER_INSERT) {
-            let mut qb = QueryBuilder::<Db>::new(
-                "INSERT INTO entities_fts (rowid, name, title, tags, description, other) ",
-            );
-            qb.push_values(chunk, |mut b, (id, s)| {
-                b.push_bind(*id)
-                    .push_bind(s.name.as_str())
-                    .push_bind(s.title.as_deref())
-                    .push_bind(s.tags.as_deref())
-                    .push_bind(s.description.as_deref())
-                    .push_bind(s.other.as_str());
-            });
-            qb.build().execute(&mut *conn).await?;
-        }
-        Ok(())
+        Ok(written)
     }
 
     /// Adds the rows' values to `entity_value_counts`: one row per
@@ -956,42 +933,50 @@ mod sqlite_bulk {
         conn: &mut sqlx::SqliteConnection,
         tags: &[(&str, &str)],
     ) -> Result<(), StoreError> {
-        // OR IGNORE, like new entities (see `insert_entities`): spares a
-        // statement journal. An entity's old tags were deleted first and its
-        // new ones are distinct, so nothing is ignored.
-        for chunk in tags.chunks(TAG_ROWS_PER_INSERT) {
-            let mut qb =
-                QueryBuilder::<Db>::new("INSERT OR IGNORE INTO entity_tags (entity_ref, tag) ");
-            qb.push_values(chunk, |mut b, (key, tag)| {
-                b.push_bind(*key).push_bind(*tag);
-            });
-            qb.build().execute(&mut *conn).await?;
+        if tags.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        // OR IGNORE, as for new entities: an entity's old tags were deleted
+        // first and its new ones are distinct, so nothing is ignored.
+        let direct = Direct::lock(conn).await?;
+        blocking(|| {
+            let mut insert = direct
+                .prepare("INSERT OR IGNORE INTO entity_tags (entity_ref, tag) VALUES (?1, ?2)")?;
+            for (key, tag) in tags {
+                insert.run(&[(*key).into(), (*tag).into()])?;
+            }
+            Ok(())
+        })
     }
 
     pub(super) async fn insert_relations(
         conn: &mut sqlx::SqliteConnection,
         relations: &[(&Prepared, &RelationRow)],
     ) -> Result<(), StoreError> {
+        if relations.is_empty() {
+            return Ok(());
+        }
         // OR IGNORE, as for tags: an entity's old relations were deleted
         // first, and a relation it declares twice is the same relation.
-        for chunk in relations.chunks(RELATION_ROWS_PER_INSERT) {
-            let mut qb = QueryBuilder::<Db>::new(
+        let direct = Direct::lock(conn).await?;
+        blocking(|| {
+            let mut insert = direct.prepare(
                 "INSERT OR IGNORE INTO entity_relations_declared \
-                 (origin_ref, type, target_key, target_ref, reverse_type, source_ref) ",
-            );
-            qb.push_values(chunk, |mut b, (p, r)| {
-                b.push_bind(p.key.as_str())
-                    .push_bind(r.kind)
-                    .push_bind(r.target_key.as_str())
-                    .push_bind(r.target_ref.as_str())
-                    .push_bind(r.reverse)
-                    .push_bind(p.source_ref.as_str());
-            });
-            qb.build().execute(&mut *conn).await?;
-        }
-        Ok(())
+                 (origin_ref, type, target_key, target_ref, reverse_type, source_ref) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (p, r) in relations {
+                insert.run(&[
+                    p.key.as_str().into(),
+                    r.kind.into(),
+                    r.target_key.as_str().into(),
+                    r.target_ref.as_str().into(),
+                    r.reverse.into(),
+                    p.source_ref.as_str().into(),
+                ])?;
+            }
+            Ok(())
+        })
     }
 }
 

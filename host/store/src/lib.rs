@@ -52,6 +52,7 @@ pub mod error;
 pub mod jobs;
 pub mod query;
 pub mod scorecards;
+mod sqlite_direct;
 pub mod sqlite_memory;
 pub mod store;
 pub mod testing;
