@@ -249,3 +249,82 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
         _ => f(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+
+    async fn connection() -> sqlx::SqliteConnection {
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, note TEXT)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn
+    }
+
+    #[tokio::test]
+    async fn rows_go_in_and_come_back_through_sqlx() {
+        let mut conn = connection().await;
+        {
+            let direct = Direct::lock(&mut conn).await.unwrap();
+            let mut insert = direct
+                .prepare("INSERT INTO t (name, note) VALUES (?1, ?2) RETURNING id")
+                .unwrap();
+            let mut find = direct.prepare("SELECT id FROM t WHERE name = ?1").unwrap();
+            for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+                // A value built for this call only: bound in place, and no
+                // longer referenced once `run` returns.
+                let note = format!("note {i}");
+                let note = (i != 1).then_some(note.as_str());
+                let id = insert.run(&[name.into(), note.into()]).unwrap();
+                assert_eq!(id, Some(i as i64 + 1));
+            }
+            assert_eq!(find.run(&["c".into()]).unwrap(), Some(3));
+            assert_eq!(find.run(&["z".into()]).unwrap(), None);
+        }
+        let rows: Vec<(i64, String, Option<String>)> =
+            sqlx::query_as("SELECT id, name, note FROM t ORDER BY id")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (1, "a".into(), Some("note 0".into())),
+                (2, "b".into(), None),
+                (3, "c".into(), Some("note 2".into())),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_row_is_a_database_error_and_the_statement_goes_on() {
+        let mut conn = connection().await;
+        let direct = Direct::lock(&mut conn).await.unwrap();
+        let mut insert = direct
+            .prepare("INSERT INTO t (name) VALUES (?1) RETURNING id")
+            .unwrap();
+        insert.run(&["a".into()]).unwrap();
+        for (arg, kind) in [
+            (Arg::Text(Some("a")), ErrorKind::UniqueViolation),
+            (Arg::Text(None), ErrorKind::NotNullViolation),
+        ] {
+            match insert.run(&[arg]) {
+                Err(StoreError::Database(sqlx::Error::Database(e))) => {
+                    assert_eq!(e.kind(), kind, "{e}");
+                    assert!(e.message().contains("t.name"), "{}", e.message());
+                }
+                other => panic!("expected a database error, got {other:?}"),
+            }
+        }
+        // Reset after the failure: the next row goes in.
+        assert_eq!(insert.run(&["b".into()]).unwrap(), Some(2));
+        assert!(direct.prepare("INSERT INTO nowhere VALUES (1)").is_err());
+    }
+}
