@@ -740,8 +740,9 @@ const UPSERT_ENTITY: &str = " ON CONFLICT (entity_ref) DO UPDATE SET kind = excl
      WHERE entities.origin = excluded.origin";
 
 /// Bulk inserts on SQLite: a prepared single-row statement per table,
-/// stepped once per row through SQLite's own interface. SQLite also keeps the search index and the per-kind value counts
-/// here, per batch (migration 0007 explains why not per row in triggers).
+/// stepped once per row through SQLite's own interface. SQLite also keeps
+/// the search index and the per-kind value counts here, per batch
+/// (migration 0007 explains why not per row in triggers).
 mod sqlite_bulk {
     use super::*;
     use crate::sqlite_direct::{blocking, Direct};
