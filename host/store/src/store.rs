@@ -34,6 +34,14 @@ pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// `connect_sqlite`).
 pub const SQLITE_CACHE_KIB: u32 = 64 * 1024;
 
+/// The page size of a new SQLite database, in bytes (SQLite's default is
+/// 4,096). A batch write inserts into a dozen B-trees, one of them (the
+/// relations' reverse index) at random places: larger pages mean fewer
+/// page splits and a shallower tree, which made the 100,000-entity ingest
+/// benchmark 11-13% faster. A database file keeps the page size it was
+/// created with; older ones go on with theirs.
+pub const SQLITE_PAGE_SIZE: u32 = 16 * 1024;
+
 /// How often the background task copies SQLite's write-ahead log back into
 /// the database file (see [`checkpoint_in_background`]).
 pub const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
@@ -225,6 +233,7 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
         // ago and spills dirty ones to the WAL before the commit. The
         // cache only grows as pages are used, so a small catalog stays
         // small.
+        .page_size(SQLITE_PAGE_SIZE)
         .pragma("cache_size", format!("-{}", SQLITE_CACHE_KIB))
         // Sorts and temporary indexes of big statements in memory.
         .pragma("temp_store", "memory")

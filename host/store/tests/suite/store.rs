@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use portolan_store::store::SQLITE_PAGE_SIZE;
 use portolan_store::testing::TestDatabase;
 use portolan_store::{Backend, Role, Store, StoreError, TokenInfo};
 use sha2::{Digest, Sha256};
@@ -485,6 +486,32 @@ async fn sqlite_connect_creates_file_and_missing_directories() {
     let raw = Raw::open(Backend::Sqlite, &url).await;
     let mode = raw.strings("PRAGMA journal_mode", &[]).await;
     assert_eq!(mode, vec![Some("wal".to_owned())]);
+    let page = raw
+        .strings("SELECT CAST(page_size AS TEXT) FROM pragma_page_size", &[])
+        .await;
+    assert_eq!(page, vec![Some(SQLITE_PAGE_SIZE.to_string())]);
+    raw.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_database_of_another_page_size_keeps_it() {
+    // A file created before the page size changed (SQLite's 4,096).
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let raw = Raw::open(Backend::Sqlite, &url).await;
+    raw.strings("PRAGMA page_size = 4096", &[]).await;
+    raw.strings("CREATE TABLE before (x)", &[]).await;
+    raw.close().await;
+
+    let store = Store::connect(&url).await.unwrap();
+    let new = store.create_token(Role::Admin, "old file").await.unwrap();
+    assert!(store.verify_token(&new.secret).await.unwrap().is_some());
+    store.close().await;
+    let raw = Raw::open(Backend::Sqlite, &url).await;
+    let page = raw
+        .strings("SELECT CAST(page_size AS TEXT) FROM pragma_page_size", &[])
+        .await;
+    assert_eq!(page, vec![Some("4096".to_owned())]);
     raw.close().await;
 }
 
