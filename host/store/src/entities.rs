@@ -7,7 +7,9 @@
 //! Relations are stored once per relation an entity declares, with that
 //! entity (`origin_ref`) and the reverse relation's name, and replaced in
 //! the same transaction as that entity; queries see them in both
-//! directions through the `entity_relations` view (migration 0007). Reads
+//! directions through the `entity_relations` view (migration 0007), and
+//! look them up by target through `entity_relations_by_target` (on SQLite
+//! the incoming side is a table of its own, migration 0011). Reads
 //! of whole entities take an entity's own declared relations from its body
 //! (the same derivation the write stored) and only the relations others
 //! declare towards it from the table.
@@ -391,10 +393,18 @@ impl EntityRow {
 
 /// The columns that read the reverse half of `entity_relations` (the
 /// relations other entities declare towards `target_key`) as relations
-/// of that target; the declared half is derived from each entity's body
+/// of that target, on SQLite: from the table that holds that half
+/// (migration 0011), whose `source_ref` is `''` where it equals
+/// `origin_ref`. The declared half is derived from each entity's body
 /// instead (see [`EntityRow::into_stored`]), which spares a page one
 /// index probe and about two rows per entity.
-pub(crate) const INCOMING_RELATIONS: &str = "SELECT target_key AS source_key, \
+pub(crate) const SQLITE_INCOMING_RELATIONS: &str = "SELECT target_key AS source_key, \
+     reverse_type AS type, iif(source_ref = '', origin_ref, source_ref) AS target_ref \
+     FROM entity_relations_incoming WHERE target_key";
+
+/// [`SQLITE_INCOMING_RELATIONS`] on PostgreSQL, whose declared relations
+/// are indexed by target.
+pub(crate) const POSTGRES_INCOMING_RELATIONS: &str = "SELECT target_key AS source_key, \
      reverse_type AS type, source_ref AS target_ref FROM entity_relations_declared \
      WHERE target_key";
 
@@ -484,7 +494,15 @@ fn plan(
 /// how (row locks on PostgreSQL; SQLite's writer lock is taken by
 /// `BEGIN IMMEDIATE`).
 macro_rules! backend_impl {
-    ($module:ident, $db:ty, $conn:ty, $for_update:expr, $clear_new:expr, $bulk:ident) => {
+    (
+        $module:ident,
+        $db:ty,
+        $conn:ty,
+        $for_update:expr,
+        $clear_new:expr,
+        $bulk:ident,
+        $incoming:expr
+    ) => {
         mod $module {
             use super::*;
 
@@ -634,7 +652,7 @@ macro_rules! backend_impl {
                     if chunk.is_empty() {
                         continue;
                     }
-                    let mut qb = QueryBuilder::<Db>::new(INCOMING_RELATIONS);
+                    let mut qb = QueryBuilder::<Db>::new($incoming);
                     qb.push(" IN (");
                     let mut list = qb.separated(", ");
                     for key in chunk {
@@ -716,7 +734,8 @@ backend_impl!(
     sqlx::SqliteConnection,
     "",
     false,
-    sqlite_bulk
+    sqlite_bulk,
+    SQLITE_INCOMING_RELATIONS
 );
 backend_impl!(
     postgres,
@@ -724,7 +743,8 @@ backend_impl!(
     sqlx::PgConnection,
     " FOR UPDATE",
     true,
-    postgres_bulk
+    postgres_bulk,
+    POSTGRES_INCOMING_RELATIONS
 );
 
 /// The conflict clause of every entity upsert. The `WHERE` keeps an upsert
@@ -957,8 +977,52 @@ mod sqlite_bulk {
         if relations.is_empty() {
             return Ok(());
         }
+        // Each table's rows in the order of its key, so each B-tree takes
+        // the batch's inserts one page after the other (migration 0011):
+        // in the declaring entities' order, the incoming rows would land
+        // anywhere in their table.
+        let mut declared: Vec<&(&Prepared, &RelationRow)> = relations.iter().collect();
+        declared.sort_unstable_by(|(p, r), (q, s)| {
+            (
+                p.key.as_str(),
+                r.kind,
+                r.target_key.as_str(),
+                r.target_ref.as_str(),
+            )
+                .cmp(&(
+                    q.key.as_str(),
+                    s.kind,
+                    s.target_key.as_str(),
+                    s.target_ref.as_str(),
+                ))
+        });
+        let mut incoming = declared.clone();
+        incoming.sort_unstable_by(|(p, r), (q, s)| {
+            (
+                r.target_key.as_str(),
+                r.reverse,
+                p.key.as_str(),
+                r.target_ref.as_str(),
+            )
+                .cmp(&(
+                    s.target_key.as_str(),
+                    s.reverse,
+                    q.key.as_str(),
+                    s.target_ref.as_str(),
+                ))
+        });
+        /// A reference as written is stored as '' where it equals its key.
+        fn unless_key<'s>(reference: &'s str, key: &str) -> &'s str {
+            if reference == key {
+                ""
+            } else {
+                reference
+            }
+        }
         // OR IGNORE, as for tags: an entity's old relations were deleted
         // first, and a relation it declares twice is the same relation.
+        // The second table mirrors the first row for row (both keys name
+        // the same relation), so it ignores exactly the same rows.
         let direct = Direct::lock(conn).await?;
         blocking(|| {
             let mut insert = direct.prepare(
@@ -966,7 +1030,7 @@ mod sqlite_bulk {
                  (origin_ref, type, target_key, target_ref, reverse_type, source_ref) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            for (p, r) in relations {
+            for (p, r) in declared {
                 insert.run(&[
                     p.key.as_str().into(),
                     r.kind.into(),
@@ -974,6 +1038,21 @@ mod sqlite_bulk {
                     r.target_ref.as_str().into(),
                     r.reverse.into(),
                     p.source_ref.as_str().into(),
+                ])?;
+            }
+            let mut mirror = direct.prepare(
+                "INSERT OR IGNORE INTO entity_relations_incoming \
+                 (target_key, reverse_type, origin_ref, target_ref, type, source_ref) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (p, r) in incoming {
+                mirror.run(&[
+                    r.target_key.as_str().into(),
+                    r.reverse.into(),
+                    p.key.as_str().into(),
+                    unless_key(&r.target_ref, &r.target_key).into(),
+                    r.kind.into(),
+                    unless_key(&p.source_ref, &p.key).into(),
                 ])?;
             }
             Ok(())

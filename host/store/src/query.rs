@@ -44,7 +44,10 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
 
-use crate::entities::{group_relations, EntityRow, RelationOut, StoredEntity, INCOMING_RELATIONS};
+use crate::entities::{
+    group_relations, EntityRow, RelationOut, StoredEntity, POSTGRES_INCOMING_RELATIONS,
+    SQLITE_INCOMING_RELATIONS,
+};
 use crate::store::Pool;
 use crate::{Store, StoreError};
 
@@ -951,7 +954,7 @@ fn push_condition(sql: &mut Sql, target: &Target, values: &[String], unindexed: 
         (Target::Relations(kind), exists) => {
             sql.push(" AND ").push(plus);
             sql.push(
-                "e.entity_ref IN (SELECT r.source_key FROM entity_relations r \
+                "e.entity_ref IN (SELECT r.source_key FROM entity_relations_by_target r \
                  WHERE lower(r.type) = ",
             );
             sql.text_arg(kind.as_str());
@@ -1417,11 +1420,15 @@ impl Store {
             for &outgoing in directions {
                 for chunk in frontier.chunks(KEYS_PER_STATEMENT) {
                     let mut sql = Sql::new(dialect);
-                    sql.push(
+                    // Each view reads both halves by its own column
+                    // through a primary key (migration 0011).
+                    sql.push(if outgoing {
                         "SELECT source_key, type, target_key, target_ref \
-                         FROM entity_relations WHERE ",
-                    );
-                    sql.push(if outgoing { "source_key" } else { "target_key" });
+                         FROM entity_relations WHERE source_key"
+                    } else {
+                        "SELECT source_key, type, target_key, target_ref \
+                         FROM entity_relations_by_target WHERE target_key"
+                    });
                     sql.in_list(chunk);
                     if !types.is_empty() {
                         sql.push(" AND lower(type)").in_list(&types);
@@ -1468,7 +1475,9 @@ impl Store {
             .collect();
         for chunk in unnamed.chunks(KEYS_PER_STATEMENT) {
             let mut sql = Sql::new(dialect);
-            sql.push("SELECT target_key, target_ref FROM entity_relations WHERE target_key");
+            sql.push(
+                "SELECT target_key, target_ref FROM entity_relations_by_target WHERE target_key",
+            );
             sql.in_list(chunk);
             for row in pool.fetch(&sql).await? {
                 shown
@@ -1730,7 +1739,10 @@ async fn incoming_relations(
         }
         let chunk: Vec<String> = chunk.iter().map(|k| (*k).to_owned()).collect();
         let mut sql = Sql::new(pool.dialect());
-        sql.push(INCOMING_RELATIONS);
+        sql.push(match sql.dialect {
+            Dialect::Sqlite => SQLITE_INCOMING_RELATIONS,
+            Dialect::Postgres => POSTGRES_INCOMING_RELATIONS,
+        });
         sql.in_list(&chunk);
         for row in pool.fetch(&sql).await? {
             rows.push(row.relation()?);

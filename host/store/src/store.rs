@@ -35,11 +35,11 @@ pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const SQLITE_CACHE_KIB: u32 = 64 * 1024;
 
 /// The page size of a new SQLite database, in bytes (SQLite's default is
-/// 4,096). A batch write inserts into a dozen B-trees, one of them (the
-/// relations' reverse index) at random places: larger pages mean fewer
-/// page splits and a shallower tree, which made the 100,000-entity ingest
-/// benchmark 11-13% faster. A database file keeps the page size it was
-/// created with; older ones go on with theirs.
+/// 4,096). A batch write inserts into a dozen B-trees, some of them (the
+/// relations' reverse index, before migration 0011) at random places:
+/// larger pages mean fewer page splits and a shallower tree, which made
+/// the 100,000-entity ingest benchmark 11-13% faster. A database file
+/// keeps the page size it was created with; older ones go on with theirs.
 pub const SQLITE_PAGE_SIZE: u32 = 16 * 1024;
 
 /// How often the background task copies SQLite's write-ahead log back into

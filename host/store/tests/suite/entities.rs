@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use portolan_catalog::{Entity, EntityRef};
 use portolan_store::testing::TestDatabase;
-use portolan_store::{EntityQuery, IfMatch, Origin, Store, StoreError, WriteOutcome};
+use portolan_store::{
+    Direction, EntityQuery, FieldFilter, FieldPath, GraphQuery, IfMatch, Origin, Store, StoreError,
+    WriteOutcome,
+};
 use serde_json::{json, Value};
 
 portolan_store::both_backends!(
@@ -22,6 +25,7 @@ portolan_store::both_backends!(
     concurrent_creates_leave_relations_matching_the_body,
     concurrent_creates_by_two_origins_leave_one_owner,
     entities_reads_many_references_in_order,
+    incoming_relations_keep_spellings_and_leave_with_their_declaration,
 );
 
 async fn run<F, Fut>(db: TestDatabase, test: F)
@@ -405,6 +409,129 @@ mod suite {
         assert_eq!(
             relations(&web),
             vec![pair("ownedBy", "group:default/team-a")]
+        );
+    }
+
+    /// The incoming side of a relation is stored apart from its
+    /// declaration on SQLite (migration 0011): it must show the declaring
+    /// entity as spelled, answer lookups by target, and go when the
+    /// declaration changes or its entity is deleted, spelling by spelling.
+    pub async fn incoming_relations_keep_spellings_and_leave_with_their_declaration(store: Store) {
+        // Two spellings of one target, and names in mixed case on both sides.
+        let web = |depends: Value| {
+            let mut e = component("Web", "Team-A", json!({"dependsOn": depends}));
+            e.metadata.tags.clear();
+            e
+        };
+        store
+            .put_entity(
+                &web(json!([
+                    "component:Billing",
+                    "component:billing",
+                    "resource:DB"
+                ])),
+                &Origin::Api,
+                None,
+            )
+            .await
+            .unwrap();
+        let billing = component("billing", "team-b", json!({}));
+        store
+            .put_entity(&billing, &Origin::Api, None)
+            .await
+            .unwrap();
+
+        let incoming = |key: &'static str| {
+            let store = store.clone();
+            async move {
+                let got = store.entity(&r(key)).await.unwrap().unwrap();
+                relations(&got)
+                    .into_iter()
+                    .filter(|(kind, _)| kind != "ownedBy")
+                    .collect::<Vec<_>>()
+            }
+        };
+        let depends_on_billing = || EntityQuery {
+            filters: vec![FieldFilter::new(
+                FieldPath::parse("relations.dependsOn").unwrap(),
+                vec!["component:default/billing".into()],
+            )
+            .unwrap()],
+            limit: 10,
+            ..EntityQuery::default()
+        };
+        let dependents = |store: Store| async move {
+            let page = store.list_entities(&depends_on_billing()).await.unwrap();
+            page.items
+                .iter()
+                .map(|s| s.entity.metadata.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let graph_sources = |store: Store| async move {
+            let graph = store
+                .relation_graph(&GraphQuery {
+                    root: r("component:billing"),
+                    depth: 1,
+                    direction: Direction::Incoming,
+                    types: vec!["dependsOn".into()],
+                })
+                .await
+                .unwrap()
+                .unwrap();
+            let mut names: Vec<String> = graph.edges.iter().map(|e| e.source.clone()).collect();
+            names.dedup();
+            names
+        };
+
+        assert_eq!(
+            incoming("component:billing").await,
+            vec![pair("dependencyOf", "component:default/Web")]
+        );
+        assert_eq!(dependents(store.clone()).await, vec!["Web".to_owned()]);
+        assert_eq!(
+            graph_sources(store.clone()).await,
+            vec!["component:default/Web".to_owned()]
+        );
+
+        // One spelling goes, the other still declares the relation.
+        store
+            .put_entity(&web(json!(["component:billing"])), &Origin::Api, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            incoming("component:billing").await,
+            vec![pair("dependencyOf", "component:default/Web")]
+        );
+        assert_eq!(dependents(store.clone()).await, vec!["Web".to_owned()]);
+
+        // Both gone: nothing is left on the target's side.
+        store
+            .put_entity(&web(json!(["resource:DB"])), &Origin::Api, None)
+            .await
+            .unwrap();
+        assert_eq!(incoming("component:billing").await, vec![]);
+        assert!(dependents(store.clone()).await.is_empty());
+        assert!(graph_sources(store.clone()).await.is_empty());
+
+        // Deleting the declaring entity takes its last incoming rows along.
+        let group = entity(
+            json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+            "metadata": {"name": "team-a"}, "spec": {"type": "team", "children": []}}),
+        );
+        store.put_entity(&group, &Origin::Api, None).await.unwrap();
+        assert_eq!(
+            relations(&store.entity(&r("group:team-a")).await.unwrap().unwrap()),
+            vec![pair("ownerOf", "component:default/Web")]
+        );
+        assert!(store
+            .delete_entity(&r("component:web"), None)
+            .await
+            .unwrap());
+        let group = store.entity(&r("group:team-a")).await.unwrap().unwrap();
+        assert!(
+            group.entity.relations.is_empty(),
+            "{:?}",
+            group.entity.relations
         );
     }
 
