@@ -163,6 +163,10 @@ struct Prepared {
     /// The key of the `ownedBy` target (spec.owner resolved), for the
     /// owner filter and facet (see [`crate::query`]).
     owner_key: Option<String>,
+    /// That relation's target as written (Backstage's form), where it
+    /// differs from `owner_key`: SQLite serves the relation from these two
+    /// columns (migration 0012).
+    owner_ref: Option<String>,
     /// The stored body: the entity as JSON text, without relations.
     body: String,
     etag: String,
@@ -194,10 +198,13 @@ impl Prepared {
         tags.sort();
         tags.dedup();
         let declared = declared_relations(entity);
-        let owner_key = declared
+        let owner = declared
             .iter()
-            .find(|r| r.kind == portolan_catalog::relations::names::OWNED_BY)
-            .map(|r| r.target.key());
+            .find(|r| r.kind == portolan_catalog::relations::names::OWNED_BY);
+        let owner_key = owner.map(|r| r.target.key());
+        let owner_ref = owner
+            .map(|r| r.target.to_string())
+            .filter(|written| Some(written) != owner_key.as_ref());
         let relations = declared
             .into_iter()
             .map(|r| RelationRow {
@@ -219,6 +226,7 @@ impl Prepared {
             spec_type: entity.spec_str("type").map(str::to_lowercase),
             name_key: entity.metadata.name.to_lowercase(),
             owner_key,
+            owner_ref,
             // Without relations: they live in their own table, and
             // whatever the caller put there is not the stored truth.
             body: pending.body.clone(),
@@ -393,14 +401,13 @@ impl EntityRow {
 
 /// The columns that read the reverse half of `entity_relations` (the
 /// relations other entities declare towards `target_key`) as relations
-/// of that target, on SQLite: from the table that holds that half
-/// (migration 0011), whose `source_ref` is `''` where it equals
-/// `origin_ref`. The declared half is derived from each entity's body
+/// of that target, on SQLite: from the view over the table that holds
+/// that half (migration 0011) and the owners' columns of `entities`
+/// (migration 0012). The declared half is derived from each entity's body
 /// instead (see [`EntityRow::into_stored`]), which spares a page one
 /// index probe and about two rows per entity.
-pub(crate) const SQLITE_INCOMING_RELATIONS: &str = "SELECT target_key AS source_key, \
-     reverse_type AS type, iif(source_ref = '', origin_ref, source_ref) AS target_ref \
-     FROM entity_relations_incoming WHERE target_key";
+pub(crate) const SQLITE_INCOMING_RELATIONS: &str =
+    "SELECT source_key, type, target_ref FROM entity_relations_reverse WHERE source_key";
 
 /// [`SQLITE_INCOMING_RELATIONS`] on PostgreSQL, whose declared relations
 /// are indexed by target.
@@ -755,6 +762,7 @@ const UPSERT_ENTITY: &str = " ON CONFLICT (entity_ref) DO UPDATE SET kind = excl
      kind_key = excluded.kind_key, namespace_key = excluded.namespace_key, \
      lifecycle = excluded.lifecycle, spec_type = excluded.spec_type, \
      name_key = excluded.name_key, owner_key = excluded.owner_key, \
+     owner_ref = excluded.owner_ref, \
      body = excluded.body, etag = excluded.etag, origin = excluded.origin, \
      updated_at = excluded.updated_at \
      WHERE entities.origin = excluded.origin";
@@ -843,8 +851,8 @@ mod sqlite_bulk {
             blocking(|| -> Result<u64, StoreError> {
                 const INSERT: &str = "INTO entities (entity_ref, kind, namespace, name, \
                      kind_key, namespace_key, lifecycle, spec_type, name_key, owner_key, body, \
-                     etag, origin, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
-                     ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)";
+                     etag, origin, created_at, updated_at, owner_ref) VALUES (?1, ?2, ?3, ?4, \
+                     ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)";
                 let mut new =
                     direct.prepare(&format!("INSERT OR IGNORE {INSERT} RETURNING rowid"))?;
                 let mut replace =
@@ -871,6 +879,7 @@ mod sqlite_bulk {
                         p.etag.as_str().into(),
                         origin.into(),
                         at.as_str().into(),
+                        p.owner_ref.as_deref().into(),
                     ])?;
                     // An upsert keeps the rowid of the row it updates, and
                     // the search row is keyed by it.
@@ -974,14 +983,22 @@ mod sqlite_bulk {
         conn: &mut sqlx::SqliteConnection,
         relations: &[(&Prepared, &RelationRow)],
     ) -> Result<(), StoreError> {
-        if relations.is_empty() {
-            return Ok(());
-        }
         // Each table's rows in the order of its key, so each B-tree takes
         // the batch's inserts one page after the other (migration 0011):
         // in the declaring entities' order, the incoming rows would land
         // anywhere in their table.
-        let mut declared: Vec<&(&Prepared, &RelationRow)> = relations.iter().collect();
+        // The ownedBy relation lives in the entity row (owner_key and
+        // owner_ref, migration 0012).
+        let mut declared: Vec<&(&Prepared, &RelationRow)> = relations
+            .iter()
+            .filter(|(p, r)| {
+                r.kind != portolan_catalog::relations::names::OWNED_BY
+                    || p.owner_key.as_deref() != Some(r.target_key.as_str())
+            })
+            .collect();
+        if declared.is_empty() {
+            return Ok(());
+        }
         declared.sort_unstable_by(|(p, r), (q, s)| {
             (
                 p.key.as_str(),
@@ -1094,17 +1111,19 @@ mod postgres_bulk {
                 chunk.iter().map(|p| p.lifecycle.as_deref()).collect();
             let types: Vec<Option<&str>> = chunk.iter().map(|p| p.spec_type.as_deref()).collect();
             let owners: Vec<Option<&str>> = chunk.iter().map(|p| p.owner_key.as_deref()).collect();
+            let owner_refs: Vec<Option<&str>> =
+                chunk.iter().map(|p| p.owner_ref.as_deref()).collect();
             let bodies = col(|p| &p.body);
             let sql = format!(
                 "INSERT INTO entities (entity_ref, kind, namespace, name, kind_key, \
                  namespace_key, lifecycle, spec_type, body, etag, origin, created_at, updated_at, \
-                 name_key, owner_key) \
+                 name_key, owner_key, owner_ref) \
                  SELECT u.r, u.k, u.ns, u.n, u.kk, u.nk, u.l, u.t, u.b::jsonb, u.e, $11, $12, $12, \
-                 u.nm, u.o \
+                 u.nm, u.o, u.orf \
                  FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
                  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $13::text[], \
-                 $14::text[]) \
-                 AS u(r, k, ns, n, kk, nk, l, t, b, e, nm, o){UPSERT_ENTITY}"
+                 $14::text[], $15::text[]) \
+                 AS u(r, k, ns, n, kk, nk, l, t, b, e, nm, o, orf){UPSERT_ENTITY}"
             );
             written += sqlx::query(&sql)
                 .bind(col(|p| &p.key))
@@ -1121,6 +1140,7 @@ mod postgres_bulk {
                 .bind(at)
                 .bind(col(|p| &p.name_key))
                 .bind(owners)
+                .bind(owner_refs)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();

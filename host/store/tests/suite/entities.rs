@@ -513,12 +513,95 @@ mod suite {
         assert!(dependents(store.clone()).await.is_empty());
         assert!(graph_sources(store.clone()).await.is_empty());
 
-        // Deleting the declaring entity takes its last incoming rows along.
+        // The owner: stored with the entity row on SQLite (migration 0012),
+        // found by the relation filter and walked to in both directions;
+        // until it is in the catalog, shown as the reference names it.
+        let graph = store
+            .relation_graph(&GraphQuery {
+                root: r("component:web"),
+                depth: 1,
+                direction: Direction::Outgoing,
+                types: vec!["ownedBy".into()],
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let shown: Vec<String> = graph.edges.iter().map(|e| e.target.clone()).collect();
+        assert_eq!(shown, vec!["group:default/Team-A".to_owned()]);
         let group = entity(
             json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
             "metadata": {"name": "team-a"}, "spec": {"type": "team", "children": []}}),
         );
         store.put_entity(&group, &Origin::Api, None).await.unwrap();
+        let owned_by = |owner: &str| EntityQuery {
+            filters: vec![FieldFilter::new(
+                FieldPath::parse("relations.ownedBy").unwrap(),
+                vec![owner.into()],
+            )
+            .unwrap()],
+            limit: 10,
+            ..EntityQuery::default()
+        };
+        let names = |page: portolan_store::EntityPage| {
+            page.items
+                .iter()
+                .map(|s| s.entity.metadata.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(
+                store
+                    .list_entities(&owned_by("group:default/team-a"))
+                    .await
+                    .unwrap()
+            ),
+            vec!["Web".to_owned()]
+        );
+        let walk = |root: &'static str, direction: Direction| {
+            let store = store.clone();
+            async move {
+                let graph = store
+                    .relation_graph(&GraphQuery {
+                        root: r(root),
+                        depth: 1,
+                        direction,
+                        types: vec!["ownedBy".into(), "ownerOf".into()],
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                graph
+                    .edges
+                    .iter()
+                    .map(|e| format!("{} {} {}", e.source, e.kind, e.target))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            walk("component:web", Direction::Outgoing).await,
+            vec!["component:default/Web ownedBy group:default/team-a"]
+        );
+        assert_eq!(
+            walk("group:team-a", Direction::Outgoing).await,
+            vec!["group:default/team-a ownerOf component:default/Web"]
+        );
+        let mut moved = web(json!(["resource:DB"]));
+        moved.spec["owner"] = json!("team-b");
+        store.put_entity(&moved, &Origin::Api, None).await.unwrap();
+        assert!(names(
+            store
+                .list_entities(&owned_by("group:default/team-a"))
+                .await
+                .unwrap()
+        )
+        .is_empty());
+        assert!(walk("group:team-a", Direction::Outgoing).await.is_empty());
+        store
+            .put_entity(&web(json!(["resource:DB"])), &Origin::Api, None)
+            .await
+            .unwrap();
+
+        // Deleting the declaring entity takes its last incoming rows along.
         assert_eq!(
             relations(&store.entity(&r("group:team-a")).await.unwrap().unwrap()),
             vec![pair("ownerOf", "component:default/Web")]
