@@ -399,21 +399,15 @@ impl EntityRow {
     }
 }
 
-/// The columns that read the reverse half of `entity_relations` (the
-/// relations other entities declare towards `target_key`) as relations
-/// of that target, on SQLite: from the view over the table that holds
-/// that half (migration 0011) and the owners' columns of `entities`
-/// (migration 0012). The declared half is derived from each entity's body
-/// instead (see [`EntityRow::into_stored`]), which spares a page one
-/// index probe and about two rows per entity.
-pub(crate) const SQLITE_INCOMING_RELATIONS: &str =
+/// The reverse half of `entity_relations` (the relations other entities
+/// declare towards `source_key`) as relations of that key, through the
+/// view `entity_relations_reverse` (migration 0012; on SQLite over the
+/// incoming table and the owners' columns of `entities`). The declared
+/// half is derived from each entity's body instead (see
+/// [`EntityRow::into_stored`]), which spares a page one index probe and
+/// about two rows per entity.
+pub(crate) const INCOMING_RELATIONS: &str =
     "SELECT source_key, type, target_ref FROM entity_relations_reverse WHERE source_key";
-
-/// [`SQLITE_INCOMING_RELATIONS`] on PostgreSQL, whose declared relations
-/// are indexed by target.
-pub(crate) const POSTGRES_INCOMING_RELATIONS: &str = "SELECT target_key AS source_key, \
-     reverse_type AS type, source_ref AS target_ref FROM entity_relations_declared \
-     WHERE target_key";
 
 /// Groups relation rows by source, sorted, without duplicates (two
 /// entities may declare the same relation: `a dependsOn b` and
@@ -507,8 +501,7 @@ macro_rules! backend_impl {
         $conn:ty,
         $for_update:expr,
         $clear_new:expr,
-        $bulk:ident,
-        $incoming:expr
+        $bulk:ident
     ) => {
         mod $module {
             use super::*;
@@ -659,7 +652,7 @@ macro_rules! backend_impl {
                     if chunk.is_empty() {
                         continue;
                     }
-                    let mut qb = QueryBuilder::<Db>::new($incoming);
+                    let mut qb = QueryBuilder::<Db>::new(INCOMING_RELATIONS);
                     qb.push(" IN (");
                     let mut list = qb.separated(", ");
                     for key in chunk {
@@ -741,8 +734,7 @@ backend_impl!(
     sqlx::SqliteConnection,
     "",
     false,
-    sqlite_bulk,
-    SQLITE_INCOMING_RELATIONS
+    sqlite_bulk
 );
 backend_impl!(
     postgres,
@@ -750,8 +742,7 @@ backend_impl!(
     sqlx::PgConnection,
     " FOR UPDATE",
     true,
-    postgres_bulk,
-    POSTGRES_INCOMING_RELATIONS
+    postgres_bulk
 );
 
 /// The conflict clause of every entity upsert. The `WHERE` keeps an upsert

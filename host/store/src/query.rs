@@ -44,10 +44,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
 
-use crate::entities::{
-    group_relations, EntityRow, RelationOut, StoredEntity, POSTGRES_INCOMING_RELATIONS,
-    SQLITE_INCOMING_RELATIONS,
-};
+use crate::entities::{group_relations, EntityRow, RelationOut, StoredEntity, INCOMING_RELATIONS};
 use crate::store::Pool;
 use crate::{Store, StoreError};
 
@@ -1739,10 +1736,7 @@ async fn incoming_relations(
         }
         let chunk: Vec<String> = chunk.iter().map(|k| (*k).to_owned()).collect();
         let mut sql = Sql::new(pool.dialect());
-        sql.push(match sql.dialect {
-            Dialect::Sqlite => SQLITE_INCOMING_RELATIONS,
-            Dialect::Postgres => POSTGRES_INCOMING_RELATIONS,
-        });
+        sql.push(INCOMING_RELATIONS);
         sql.in_list(&chunk);
         for row in pool.fetch(&sql).await? {
             rows.push(row.relation()?);

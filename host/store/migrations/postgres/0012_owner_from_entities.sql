@@ -14,3 +14,10 @@ UPDATE entities SET owner_ref = (
     LIMIT 1
 )
 WHERE owner_key IS NOT NULL;
+
+-- The relations others declare towards a key, as one entity's page reads
+-- them: the same name and columns as SQLite's view, over the declared
+-- rows and their index by target.
+CREATE VIEW entity_relations_reverse (source_key, type, target_ref) AS
+    SELECT target_key, reverse_type, source_ref
+    FROM entity_relations_declared;
