@@ -360,24 +360,40 @@ async fn the_sources_api_refuses_what_it_cannot_do() {
     if a["id"] != b["id"] {
         // A second sync only once the first had ended (this plugin's sync
         // may fail fast, and a busy machine can take that long between the
-        // two requests).
-        let first = server
-            .get(
-                &format!(
-                    "/api/v1/sources/hostile/syncs/{}",
-                    a["id"].as_str().unwrap()
-                ),
-                &member,
-            )
-            .await
-            .1;
+        // two requests). The second's `queuedAt` is taken before its insert
+        // waits for the database, so it can precede the first's
+        // `finishedAt`; its `startedAt` is taken when a worker claims it,
+        // which is after the insert went through, so after the first ended.
+        let get = |id: &Value| {
+            let path = format!("/api/v1/sources/hostile/syncs/{}", id.as_str().unwrap());
+            let server = &server;
+            let member = &member;
+            async move { server.get(&path, member).await.1 }
+        };
+        let first = get(&a["id"]).await;
+        assert!(
+            ["succeeded", "failed"].contains(&first["status"].as_str().unwrap_or_default()),
+            "a new sync was queued while {first} was pending: {b}"
+        );
+        let waited = Instant::now();
+        let second = loop {
+            let second = get(&b["id"]).await;
+            if second["startedAt"].is_string() {
+                break second;
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(60),
+                "the second sync never started: {second}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         let at = |v: &Value, key: &str| {
             chrono::DateTime::parse_from_rfc3339(v[key].as_str().unwrap_or_default())
                 .unwrap_or_else(|e| panic!("{key} of {v}: {e}"))
         };
         assert!(
-            at(&first, "finishedAt") <= at(&b, "queuedAt"),
-            "a new sync was queued while {first} was pending: {b}"
+            at(&first, "finishedAt") <= at(&second, "startedAt"),
+            "a second sync started while {first} was still running: {second}"
         );
     }
     server.stop().await;
