@@ -177,7 +177,7 @@ struct Prepared {
 }
 
 /// One relation the entity declares (migration 0007 stores each once and
-/// reads it in both directions).
+/// reads it in both directions; on SQLite, in the entity's row since 0013).
 struct RelationRow {
     kind: &'static str,
     target_key: String,
@@ -364,7 +364,7 @@ body_decode!(sqlx::Postgres);
 impl EntityRow {
     /// The stored entity with its relations: those its own spec declares
     /// (derived from the body, as the write that stored it derived the
-    /// rows of `entity_relations_declared`) and `incoming`, those other
+    /// relations it stored) and `incoming`, those other
     /// entities declare towards it. `None` leaves the relations out.
     pub(crate) fn into_stored(
         self,
@@ -589,18 +589,14 @@ macro_rules! backend_impl {
                 } else {
                     stored.to_vec()
                 };
-                delete_keys(conn, "entity_relations_declared", "origin_ref", &cleared).await?;
+                super::$bulk::clear_declared(conn, &cleared).await?;
                 delete_keys(conn, "entity_tags", "entity_ref", &cleared).await?;
                 let tags: Vec<(&str, &str)> = rows
                     .iter()
                     .flat_map(|p| p.tags.iter().map(|t| (p.key.as_str(), t.as_str())))
                     .collect();
                 super::$bulk::insert_tags(conn, &tags).await?;
-                let relations: Vec<(&Prepared, &RelationRow)> = rows
-                    .iter()
-                    .flat_map(|p| p.relations.iter().map(move |r| (*p, r)))
-                    .collect();
-                super::$bulk::insert_relations(conn, &relations).await?;
+                super::$bulk::insert_relations(conn, rows).await?;
                 Ok(())
             }
 
@@ -625,14 +621,14 @@ macro_rules! backend_impl {
                 keys: &[&str],
             ) -> Result<(), StoreError> {
                 super::$bulk::retract(conn, keys).await?;
-                delete_keys(conn, "entity_relations_declared", "origin_ref", keys).await?;
+                super::$bulk::clear_declared(conn, keys).await?;
                 delete_keys(conn, "entity_tags", "entity_ref", keys).await?;
                 delete_keys(conn, "entities", "entity_ref", keys).await
             }
 
             pub(super) async fn delete(conn: &mut Conn, key: &str) -> Result<bool, StoreError> {
                 super::$bulk::retract(conn, &[key]).await?;
-                delete_keys(conn, "entity_relations_declared", "origin_ref", &[key]).await?;
+                super::$bulk::clear_declared(conn, &[key]).await?;
                 delete_keys(conn, "entity_tags", "entity_ref", &[key]).await?;
                 let done = sqlx::query("DELETE FROM entities WHERE entity_ref = $1")
                     .bind(key)
@@ -748,15 +744,23 @@ backend_impl!(
 /// The conflict clause of every entity upsert. The `WHERE` keeps an upsert
 /// from taking over another origin's entity; the caller sees the row it
 /// skipped in the row count.
-const UPSERT_ENTITY: &str = " ON CONFLICT (entity_ref) DO UPDATE SET kind = excluded.kind, \
-     namespace = excluded.namespace, name = excluded.name, \
-     kind_key = excluded.kind_key, namespace_key = excluded.namespace_key, \
-     lifecycle = excluded.lifecycle, spec_type = excluded.spec_type, \
-     name_key = excluded.name_key, owner_key = excluded.owner_key, \
-     owner_ref = excluded.owner_ref, \
-     body = excluded.body, etag = excluded.etag, origin = excluded.origin, \
-     updated_at = excluded.updated_at \
-     WHERE entities.origin = excluded.origin";
+macro_rules! upsert_entity {
+    ($($more:literal)?) => {
+        concat!(
+            " ON CONFLICT (entity_ref) DO UPDATE SET kind = excluded.kind, \
+             namespace = excluded.namespace, name = excluded.name, \
+             kind_key = excluded.kind_key, namespace_key = excluded.namespace_key, \
+             lifecycle = excluded.lifecycle, spec_type = excluded.spec_type, \
+             name_key = excluded.name_key, owner_key = excluded.owner_key, \
+             owner_ref = excluded.owner_ref, \
+             body = excluded.body, etag = excluded.etag, origin = excluded.origin, \
+             updated_at = excluded.updated_at",
+            $($more,)?
+            " WHERE entities.origin = excluded.origin"
+        )
+    };
+}
+const UPSERT_ENTITY: &str = upsert_entity!();
 
 /// Bulk inserts on SQLite: a prepared single-row statement per table,
 /// stepped once per row through SQLite's own interface. SQLite also keeps
@@ -787,10 +791,33 @@ mod sqlite_bulk {
         .bind(&keys)
         .execute(&mut *conn)
         .await?;
+        // The incoming side of the relations they declared, found from
+        // their stored lists (migration 0013) while the rows still hold
+        // them.
+        sqlx::query(
+            "DELETE FROM entity_relations_incoming \
+             WHERE (target_key, reverse_type, origin_ref, target_ref) IN ( \
+                 SELECT r.value ->> 1, r.value ->> 3, e.entity_ref, r.value ->> 2 \
+                 FROM entities e, json_each(e.declared_relations) r \
+                 WHERE e.entity_ref IN (SELECT value FROM json_each($1)))",
+        )
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await?;
         sqlx::query(RETRACT_COUNTS)
             .bind(&keys)
             .execute(&mut *conn)
             .await?;
+        Ok(())
+    }
+
+    /// Nothing left to do: the relations these entities declared live in
+    /// their rows (migration 0013), and [`retract`], which every replace
+    /// and delete runs first, took their incoming rows out.
+    pub(super) async fn clear_declared(
+        _conn: &mut sqlx::SqliteConnection,
+        _keys: &[&str],
+    ) -> Result<(), StoreError> {
         Ok(())
     }
 
@@ -842,14 +869,18 @@ mod sqlite_bulk {
             blocking(|| -> Result<u64, StoreError> {
                 const INSERT: &str = "INTO entities (entity_ref, kind, namespace, name, \
                      kind_key, namespace_key, lifecycle, spec_type, name_key, owner_key, body, \
-                     etag, origin, created_at, updated_at, owner_ref) VALUES (?1, ?2, ?3, ?4, \
-                     ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)";
+                     etag, origin, created_at, updated_at, owner_ref, declared_relations) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, \
+                     ?15, ?16)";
                 let mut new =
                     direct.prepare(&format!("INSERT OR IGNORE {INSERT} RETURNING rowid"))?;
-                let mut replace =
-                    direct.prepare(&format!("INSERT {INSERT} {UPSERT_ENTITY} RETURNING rowid"))?;
+                let mut replace = direct.prepare(&format!(
+                    "INSERT {INSERT} {} RETURNING rowid",
+                    upsert_entity!(", declared_relations = excluded.declared_relations")
+                ))?;
                 let mut ids: Vec<(i64, &SearchText)> = Vec::with_capacity(rows.len());
                 for p in rows {
+                    let declared = declared_list(p);
                     let statement = if stored.contains(p.key.as_str()) {
                         &mut replace
                     } else {
@@ -871,6 +902,7 @@ mod sqlite_bulk {
                         origin.into(),
                         at.as_str().into(),
                         p.owner_ref.as_deref().into(),
+                        declared.as_deref().into(),
                     ])?;
                     // An upsert keeps the rowid of the row it updates, and
                     // the search row is keyed by it.
@@ -950,6 +982,59 @@ mod sqlite_bulk {
         Ok(())
     }
 
+    /// The relations `p` declares besides the ownedBy relation its row
+    /// holds in owner_key/owner_ref (migration 0012), once each, in the
+    /// order of the incoming table's key within one declaring entity.
+    fn row_relations(p: &Prepared) -> Vec<&RelationRow> {
+        let mut rows: Vec<&RelationRow> = p
+            .relations
+            .iter()
+            .filter(|r| {
+                r.kind != portolan_catalog::relations::names::OWNED_BY
+                    || p.owner_key.as_deref() != Some(r.target_key.as_str())
+            })
+            .collect();
+        rows.sort_unstable_by(|r, s| {
+            (r.kind, r.target_key.as_str(), r.target_ref.as_str()).cmp(&(
+                s.kind,
+                s.target_key.as_str(),
+                s.target_ref.as_str(),
+            ))
+        });
+        rows.dedup_by(|r, s| {
+            (r.kind, &r.target_key, &r.target_ref) == (s.kind, &s.target_key, &s.target_ref)
+        });
+        rows
+    }
+
+    /// A reference as written is stored as '' where it equals its key.
+    fn unless_key<'s>(reference: &'s str, key: &str) -> &'s str {
+        if reference == key {
+            ""
+        } else {
+            reference
+        }
+    }
+
+    /// `p`'s declared_relations column (migration 0013):
+    /// `[type, target_key, target_ref, reverse_type]` per relation, or
+    /// `None` when it declares none.
+    fn declared_list(p: &Prepared) -> Option<String> {
+        let list: Vec<[&str; 4]> = row_relations(p)
+            .into_iter()
+            .map(|r| {
+                [
+                    r.kind,
+                    r.target_key.as_str(),
+                    unless_key(&r.target_ref, &r.target_key),
+                    r.reverse,
+                ]
+            })
+            .collect();
+        // An array of strings always serialises.
+        (!list.is_empty()).then(|| serde_json::to_string(&list).unwrap_or_default())
+    }
+
     pub(super) async fn insert_tags(
         conn: &mut sqlx::SqliteConnection,
         tags: &[(&str, &str)],
@@ -970,41 +1055,22 @@ mod sqlite_bulk {
         })
     }
 
+    /// Writes the incoming side of the relations (migration 0011); the
+    /// declared side went into each entity's row with it (0013).
     pub(super) async fn insert_relations(
         conn: &mut sqlx::SqliteConnection,
-        relations: &[(&Prepared, &RelationRow)],
+        rows: &[&Prepared],
     ) -> Result<(), StoreError> {
-        // Each table's rows in the order of its key, so each B-tree takes
-        // the batch's inserts one page after the other (migration 0011):
-        // in the declaring entities' order, the incoming rows would land
-        // anywhere in their table.
-        // The ownedBy relation lives in the entity row (owner_key and
-        // owner_ref, migration 0012).
-        let mut declared: Vec<&(&Prepared, &RelationRow)> = relations
+        // In the order of the table's key, so the B-tree takes the batch's
+        // inserts one page after the other: in the declaring entities'
+        // order they would land anywhere in it.
+        let mut incoming: Vec<(&Prepared, &RelationRow)> = rows
             .iter()
-            .filter(|(p, r)| {
-                r.kind != portolan_catalog::relations::names::OWNED_BY
-                    || p.owner_key.as_deref() != Some(r.target_key.as_str())
-            })
+            .flat_map(|p| row_relations(p).into_iter().map(move |r| (*p, r)))
             .collect();
-        if declared.is_empty() {
+        if incoming.is_empty() {
             return Ok(());
         }
-        declared.sort_unstable_by(|(p, r), (q, s)| {
-            (
-                p.key.as_str(),
-                r.kind,
-                r.target_key.as_str(),
-                r.target_ref.as_str(),
-            )
-                .cmp(&(
-                    q.key.as_str(),
-                    s.kind,
-                    s.target_key.as_str(),
-                    s.target_ref.as_str(),
-                ))
-        });
-        let mut incoming = declared.clone();
         incoming.sort_unstable_by(|(p, r), (q, s)| {
             (
                 r.target_key.as_str(),
@@ -1019,42 +1085,18 @@ mod sqlite_bulk {
                     s.target_ref.as_str(),
                 ))
         });
-        /// A reference as written is stored as '' where it equals its key.
-        fn unless_key<'s>(reference: &'s str, key: &str) -> &'s str {
-            if reference == key {
-                ""
-            } else {
-                reference
-            }
-        }
         // OR IGNORE, as for tags: an entity's old relations were deleted
-        // first, and a relation it declares twice is the same relation.
-        // The second table mirrors the first row for row (both keys name
-        // the same relation), so it ignores exactly the same rows.
+        // first, and one that two relation types share would be a second
+        // row of the same key only if they were the same relation.
         let direct = Direct::lock(conn).await?;
         blocking(|| {
             let mut insert = direct.prepare(
-                "INSERT OR IGNORE INTO entity_relations_declared \
-                 (origin_ref, type, target_key, target_ref, reverse_type, source_ref) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for (p, r) in declared {
-                insert.run(&[
-                    p.key.as_str().into(),
-                    r.kind.into(),
-                    r.target_key.as_str().into(),
-                    r.target_ref.as_str().into(),
-                    r.reverse.into(),
-                    p.source_ref.as_str().into(),
-                ])?;
-            }
-            let mut mirror = direct.prepare(
                 "INSERT OR IGNORE INTO entity_relations_incoming \
                  (target_key, reverse_type, origin_ref, target_ref, type, source_ref) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for (p, r) in incoming {
-                mirror.run(&[
+                insert.run(&[
                     r.target_key.as_str().into(),
                     r.reverse.into(),
                     p.key.as_str().into(),
@@ -1158,10 +1200,30 @@ mod postgres_bulk {
         Ok(())
     }
 
+    /// Deletes the relations these entities declared (their incoming
+    /// side is the same rows, read through an index).
+    pub(super) async fn clear_declared(
+        conn: &mut sqlx::PgConnection,
+        keys: &[&str],
+    ) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("DELETE FROM entity_relations_declared WHERE origin_ref = ANY($1)")
+            .bind(keys)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
     pub(super) async fn insert_relations(
         conn: &mut sqlx::PgConnection,
-        relations: &[(&Prepared, &RelationRow)],
+        rows: &[&Prepared],
     ) -> Result<(), StoreError> {
+        let relations: Vec<(&Prepared, &RelationRow)> = rows
+            .iter()
+            .flat_map(|p| p.relations.iter().map(move |r| (*p, r)))
+            .collect();
         for chunk in relations.chunks(ROWS_PER_UNNEST) {
             let origins: Vec<&str> = chunk.iter().map(|(p, _)| p.key.as_str()).collect();
             let kinds: Vec<&str> = chunk.iter().map(|(_, r)| r.kind).collect();
