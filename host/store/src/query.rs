@@ -950,10 +950,15 @@ fn push_condition(sql: &mut Sql, target: &Target, values: &[String], unindexed: 
         }
         (Target::Relations(kind), exists) => {
             sql.push(" AND ").push(plus);
-            sql.push(
+            // Named targets are looked up by key; having any relation of
+            // the type is a scan (migration 0013).
+            sql.push(if exists {
+                "e.entity_ref IN (SELECT r.source_key FROM entity_relations_scan r \
+                 WHERE lower(r.type) = "
+            } else {
                 "e.entity_ref IN (SELECT r.source_key FROM entity_relations_by_target r \
-                 WHERE lower(r.type) = ",
-            );
+                 WHERE lower(r.type) = "
+            });
             sql.text_arg(kind.as_str());
             if !exists {
                 sql.push(" AND r.target_key").in_list(values);
@@ -1355,10 +1360,15 @@ impl Store {
                 }
                 Target::Relations(kind) => {
                     sql.push("SELECT r.target_key").collate();
-                    sql.push(
+                    // Over the whole catalog a scan of every relation; under
+                    // filters, the matching entities' relations looked up.
+                    sql.push(if conditions.is_empty() {
+                        " AS v, COUNT(DISTINCT r.source_key) AS n FROM entity_relations_scan r \
+                         WHERE lower(r.type) = "
+                    } else {
                         " AS v, COUNT(DISTINCT r.source_key) AS n FROM entity_relations r \
-                         WHERE lower(r.type) = ",
-                    );
+                         WHERE lower(r.type) = "
+                    });
                     sql.text_arg(kind);
                     // Reverse relations name sources that may not be in
                     // the catalog; count entities only.

@@ -76,3 +76,19 @@ CREATE VIEW entity_relations_by_target (origin_ref, source_key, type, target_key
     FROM entities e, json_each(e.declared_relations) r
     UNION ALL
     SELECT * FROM entity_relations_owner;
+
+-- The same relations for readers that scan them all rather than look up
+-- some entities' (a relation facet over the whole catalog, a filter on
+-- having a relation of a type): both directions from the incoming table
+-- alone, which holds every declared relation, instead of every entity's
+-- list parsed in turn.
+CREATE VIEW entity_relations_scan (origin_ref, source_key, type, target_key, target_ref) AS
+    SELECT origin_ref, origin_ref, type, target_key,
+        iif(target_ref = '', target_key, target_ref)
+    FROM entity_relations_incoming
+    UNION ALL
+    SELECT origin_ref, target_key, reverse_type, origin_ref,
+        iif(source_ref = '', origin_ref, source_ref)
+    FROM entity_relations_incoming
+    UNION ALL
+    SELECT * FROM entity_relations_owner;
