@@ -97,12 +97,43 @@ impl EntityRef {
     /// The catalog's identity for this entity: the whole reference in lower
     /// case, since kind, namespace and name all compare case-insensitively.
     pub fn key(&self) -> String {
-        self.to_string().to_lowercase()
+        if self.is_ascii() {
+            // The usual case, spelled without the intermediate strings.
+            self.spelled(true)
+        } else {
+            self.to_string().to_lowercase()
+        }
+    }
+
+    fn is_ascii(&self) -> bool {
+        self.kind.is_ascii() && self.namespace.is_ascii() && self.name.is_ascii()
+    }
+
+    /// `kind:namespace/name` with kind and namespace lower-cased, and the
+    /// name too if `lower_name`; ASCII only.
+    fn spelled(&self, lower_name: bool) -> String {
+        let mut out =
+            String::with_capacity(self.kind.len() + self.namespace.len() + self.name.len() + 2);
+        let mut push_lower =
+            |s: &str| out.extend(s.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        push_lower(&self.kind);
+        push_lower(":");
+        push_lower(&self.namespace);
+        push_lower("/");
+        if lower_name {
+            push_lower(&self.name);
+        } else {
+            out.push_str(&self.name);
+        }
+        out
     }
 }
 
 impl fmt::Display for EntityRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_ascii() {
+            return f.write_str(&self.spelled(false));
+        }
         write!(
             f,
             "{}:{}/{}",
@@ -116,6 +147,27 @@ impl fmt::Display for EntityRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_and_spellings_are_the_same_on_the_ascii_path_and_the_general_one() {
+        for (kind, namespace, name) in [
+            ("Component", "Default", "Payments-API"),
+            ("group", "default", "team-a"),
+            ("API", "Shop.Eu", "V2_Orders"),
+            ("Component", "default", "ΑΣ"),
+            ("KÄSE", "Ünï", "Straße"),
+        ] {
+            let r = EntityRef::new(kind, namespace, name);
+            let general = format!(
+                "{}:{}/{}",
+                kind.to_lowercase(),
+                namespace.to_lowercase(),
+                name
+            );
+            assert_eq!(r.to_string(), general);
+            assert_eq!(r.key(), general.to_lowercase());
+        }
+    }
 
     fn group_in(ns: &str) -> RefDefaults<'_> {
         RefDefaults {

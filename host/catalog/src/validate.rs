@@ -45,6 +45,28 @@ struct Checker {
     problems: Vec<Problem>,
 }
 
+/// A JSON pointer spelled only when a problem is reported at it: a valid
+/// document (the usual case) visits a few dozen places and names none.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    /// A pointer given whole.
+    Path(&'a str),
+    /// A field of the object at the parent (escaped when spelled).
+    Key(&'a At<'a>, &'a str),
+    /// An item of the array at the parent.
+    Item(&'a At<'a>, usize),
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Path(p) => f.write_str(p),
+            At::Key(parent, key) => write!(f, "{parent}/{}", escape_pointer(key)),
+            At::Item(parent, i) => write!(f, "{parent}/{i}"),
+        }
+    }
+}
+
 impl Checker {
     fn report(&mut self, pointer: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
@@ -58,50 +80,60 @@ impl Checker {
         &mut self,
         obj: &'v Map<String, Value>,
         key: &str,
-        at: &str,
+        at: At<'_>,
     ) -> Option<&'v str> {
+        let at = At::Key(&at, key);
         match obj.get(key) {
             None | Some(Value::Null) => {
-                self.report(format!("{at}/{key}"), "is required");
+                self.report(at.to_string(), "is required");
                 None
             }
-            Some(v) => self.string(v, &format!("{at}/{key}")),
+            Some(v) => self.string(v, at),
         }
     }
 
-    fn string<'v>(&mut self, value: &'v Value, at: &str) -> Option<&'v str> {
+    fn string<'v>(&mut self, value: &'v Value, at: At<'_>) -> Option<&'v str> {
         match value {
             Value::String(s) => Some(s),
             other => {
-                self.report(at, format!("must be a string, not {}", type_name(other)));
+                self.report(
+                    at.to_string(),
+                    format!("must be a string, not {}", type_name(other)),
+                );
                 None
             }
         }
     }
 
-    fn object<'v>(&mut self, value: &'v Value, at: &str) -> Option<&'v Map<String, Value>> {
+    fn object<'v>(&mut self, value: &'v Value, at: At<'_>) -> Option<&'v Map<String, Value>> {
         match value {
             Value::Object(map) => Some(map),
             other => {
-                self.report(at, format!("must be an object, not {}", type_name(other)));
+                self.report(
+                    at.to_string(),
+                    format!("must be an object, not {}", type_name(other)),
+                );
                 None
             }
         }
     }
 
-    fn array<'v>(&mut self, value: &'v Value, at: &str) -> Option<&'v Vec<Value>> {
+    fn array<'v>(&mut self, value: &'v Value, at: At<'_>) -> Option<&'v Vec<Value>> {
         match value {
             Value::Array(items) => Some(items),
             other => {
-                self.report(at, format!("must be an array, not {}", type_name(other)));
+                self.report(
+                    at.to_string(),
+                    format!("must be an array, not {}", type_name(other)),
+                );
                 None
             }
         }
     }
 
-    fn rule(&mut self, at: &str, result: Result<(), String>) {
+    fn rule(&mut self, at: At<'_>, result: Result<(), String>) {
         if let Err(problem) = result {
-            self.report(at, problem);
+            self.report(at.to_string(), problem);
         }
     }
 }
@@ -163,23 +195,23 @@ impl Entity {
 }
 
 fn check(c: &mut Checker, value: &Value) {
-    let Some(root) = c.object(value, "/") else {
+    let Some(root) = c.object(value, At::Path("/")) else {
         return;
     };
     check_nul(c, value, "");
-    if let Some(v) = c.required_str(root, "apiVersion", "") {
-        c.rule("/apiVersion", rules::check_api_version(v));
+    if let Some(v) = c.required_str(root, "apiVersion", At::Path("")) {
+        c.rule(At::Path("/apiVersion"), rules::check_api_version(v));
     }
-    let kind = c.required_str(root, "kind", "");
+    let kind = c.required_str(root, "kind", At::Path(""));
     if let Some(k) = kind {
-        c.rule("/kind", rules::check_kind(k));
+        c.rule(At::Path("/kind"), rules::check_kind(k));
     }
 
     let mut namespace = DEFAULT_NAMESPACE;
     match root.get("metadata") {
         None | Some(Value::Null) => c.report("/metadata", "is required"),
         Some(meta) => {
-            if let Some(meta) = c.object(meta, "/metadata") {
+            if let Some(meta) = c.object(meta, At::Path("/metadata")) {
                 if let Some(ns) = check_metadata(c, meta) {
                     namespace = ns;
                 }
@@ -189,7 +221,7 @@ fn check(c: &mut Checker, value: &Value) {
 
     let spec = match root.get("spec") {
         None | Some(Value::Null) => None,
-        Some(spec) => c.object(spec, "/spec"),
+        Some(spec) => c.object(spec, At::Path("/spec")),
     };
 
     let (Some(kind), Some(api_version)) = (kind, root.get("apiVersion").and_then(Value::as_str))
@@ -219,12 +251,13 @@ fn check(c: &mut Checker, value: &Value) {
         }
         return;
     };
+    let spec_at = At::Path("/spec");
     for field in known.fields {
-        let at = format!("/spec/{}", field.name);
+        let at = At::Key(&spec_at, field.name);
         let value = match spec.get(field.name) {
             None | Some(Value::Null) => {
                 if field.required {
-                    c.report(at, format!("is required for kind {kind}"));
+                    c.report(at.to_string(), format!("is required for kind {kind}"));
                 }
                 continue;
             }
@@ -236,26 +269,26 @@ fn check(c: &mut Checker, value: &Value) {
         });
         match field.shape {
             Shape::String => {
-                if let Some(s) = c.string(value, &at) {
+                if let Some(s) = c.string(value, at) {
                     if s.is_empty() {
-                        c.report(&at, "must not be empty");
+                        c.report(at.to_string(), "must not be empty");
                     } else if let Some(defaults) = defaults {
                         if let Err(e) = EntityRef::parse(s, defaults) {
-                            c.report(&at, e.to_string());
+                            c.report(at.to_string(), e.to_string());
                         }
                     }
                 }
             }
             Shape::Strings => {
-                if let Some(items) = c.array(value, &at) {
+                if let Some(items) = c.array(value, at) {
                     for (i, item) in items.iter().enumerate() {
-                        let at = format!("{at}/{i}");
-                        if let Some(s) = c.string(item, &at) {
+                        let at = At::Item(&at, i);
+                        if let Some(s) = c.string(item, at) {
                             if s.is_empty() {
-                                c.report(&at, "must not be empty");
+                                c.report(at.to_string(), "must not be empty");
                             } else if let Some(defaults) = defaults {
                                 if let Err(e) = EntityRef::parse(s, defaults) {
-                                    c.report(&at, e.to_string());
+                                    c.report(at.to_string(), e.to_string());
                                 }
                             }
                         }
@@ -263,19 +296,22 @@ fn check(c: &mut Checker, value: &Value) {
                 }
             }
             Shape::Object => {
-                c.object(value, &at);
+                c.object(value, at);
             }
             Shape::Objects => {
-                if let Some(items) = c.array(value, &at) {
+                if let Some(items) = c.array(value, at) {
                     for (i, item) in items.iter().enumerate() {
-                        c.object(item, &format!("{at}/{i}"));
+                        c.object(item, At::Item(&at, i));
                     }
                 }
             }
             Shape::OneOf(allowed) => {
-                if let Some(s) = c.string(value, &at) {
+                if let Some(s) = c.string(value, at) {
                     if !allowed.contains(&s) {
-                        c.report(&at, format!("{s:?} is not one of: {}", allowed.join(", ")));
+                        c.report(
+                            at.to_string(),
+                            format!("{s:?} is not one of: {}", allowed.join(", ")),
+                        );
                     }
                 }
             }
@@ -328,25 +364,27 @@ fn has_nul(value: &Value) -> bool {
 /// Checks `metadata`; returns the namespace when it is valid, for resolving
 /// the spec's shorthand references.
 fn check_metadata<'v>(c: &mut Checker, meta: &'v Map<String, Value>) -> Option<&'v str> {
-    if let Some(name) = c.required_str(meta, "name", "/metadata") {
-        c.rule("/metadata/name", rules::check_name(name));
+    let meta_at = At::Path("/metadata");
+    if let Some(name) = c.required_str(meta, "name", meta_at) {
+        c.rule(At::Path("/metadata/name"), rules::check_name(name));
     }
     let mut namespace = None;
     match meta.get("namespace") {
         None | Some(Value::Null) => namespace = Some(DEFAULT_NAMESPACE),
         Some(v) => {
-            if let Some(ns) = c.string(v, "/metadata/namespace") {
+            let at = At::Key(&meta_at, "namespace");
+            if let Some(ns) = c.string(v, at) {
                 let result = rules::check_namespace(ns);
                 if result.is_ok() {
                     namespace = Some(ns);
                 }
-                c.rule("/metadata/namespace", result);
+                c.rule(at, result);
             }
         }
     }
     for key in ["title", "description"] {
         if let Some(v) = meta.get(key).filter(|v| !v.is_null()) {
-            c.string(v, &format!("/metadata/{key}"));
+            c.string(v, At::Key(&meta_at, key));
         }
     }
     for (key, value_rule) in [
@@ -356,48 +394,50 @@ fn check_metadata<'v>(c: &mut Checker, meta: &'v Map<String, Value>) -> Option<&
         ),
         ("annotations", None),
     ] {
-        let at = format!("/metadata/{key}");
+        let at = At::Key(&meta_at, key);
         let Some(map) = meta.get(key).filter(|v| !v.is_null()) else {
             continue;
         };
-        let Some(map) = c.object(map, &at) else {
+        let Some(map) = c.object(map, at) else {
             continue;
         };
         for (k, v) in map {
-            let at = format!("{at}/{}", escape_pointer(k));
+            let at = At::Key(&at, k);
             if let Err(p) = rules::check_key(k) {
-                c.report(&at, format!("key {p}"));
+                c.report(at.to_string(), format!("key {p}"));
             }
-            if let (Some(s), Some(rule)) = (c.string(v, &at), value_rule) {
-                c.rule(&at, rule(s));
+            if let (Some(s), Some(rule)) = (c.string(v, at), value_rule) {
+                c.rule(at, rule(s));
             }
         }
     }
     if let Some(tags) = meta.get("tags").filter(|v| !v.is_null()) {
-        if let Some(tags) = c.array(tags, "/metadata/tags") {
+        let tags_at = At::Key(&meta_at, "tags");
+        if let Some(tags) = c.array(tags, tags_at) {
             for (i, tag) in tags.iter().enumerate() {
-                let at = format!("/metadata/tags/{i}");
-                if let Some(s) = c.string(tag, &at) {
-                    c.rule(&at, rules::check_tag(s));
+                let at = At::Item(&tags_at, i);
+                if let Some(s) = c.string(tag, at) {
+                    c.rule(at, rules::check_tag(s));
                 }
             }
         }
     }
     if let Some(links) = meta.get("links").filter(|v| !v.is_null()) {
-        if let Some(links) = c.array(links, "/metadata/links") {
+        let links_at = At::Key(&meta_at, "links");
+        if let Some(links) = c.array(links, links_at) {
             for (i, link) in links.iter().enumerate() {
-                let at = format!("/metadata/links/{i}");
-                let Some(link) = c.object(link, &at) else {
+                let at = At::Item(&links_at, i);
+                let Some(link) = c.object(link, at) else {
                     continue;
                 };
-                if let Some(url) = c.required_str(link, "url", &at) {
+                if let Some(url) = c.required_str(link, "url", at) {
                     if url.is_empty() {
-                        c.report(format!("{at}/url"), "must not be empty");
+                        c.report(At::Key(&at, "url").to_string(), "must not be empty");
                     }
                 }
                 for key in ["title", "icon", "type"] {
                     if let Some(v) = link.get(key).filter(|v| !v.is_null()) {
-                        c.string(v, &format!("{at}/{key}"));
+                        c.string(v, At::Key(&at, key));
                     }
                 }
             }
