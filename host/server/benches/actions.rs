@@ -282,6 +282,8 @@ async fn calls_alone(portal: &Portal, n: usize) -> f64 {
 }
 
 fn main() {
+    // As the `portolan` binary's main does.
+    portolan::use_small_pages();
     let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
     let n = if quick { 200 } else { 1_000 };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1333,6 +1333,7 @@ fn main() {
         println!("catalog bench: run it with `cargo bench -p portolan --bench catalog`");
         return;
     }
+    println!("Heap on {}", common::heap_pages());
     println!("SQLite allocates with {}", common::sqlite_heap());
     let s = Settings::from_env();
     let rt = tokio::runtime::Builder::new_multi_thread()

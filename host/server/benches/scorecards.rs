@@ -255,6 +255,7 @@ async fn native_full(state: &AppState, id: &str, def: &ScorecardDefinition) -> (
 }
 
 fn main() {
+    println!("Heap on {}", common::heap_pages());
     println!("SQLite allocates with {}", common::sqlite_heap());
     let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
     let n: usize = std::env::var("BENCH_ENTITIES")

@@ -6,6 +6,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let small_pages = portolan::use_small_pages();
     // First, before anything opens the database: SQLite then allocates
     // through mimalloc, without its statistics' lock.
     let sqlite_heap = portolan_store::sqlite_memory::use_program_allocator();
@@ -17,6 +18,9 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if !small_pages {
+        tracing::debug!("transparent huge pages stay as the system has them");
+    }
     if !sqlite_heap {
         tracing::debug!("SQLite had initialised already; it keeps the C library's allocator");
     }
