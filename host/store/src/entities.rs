@@ -172,6 +172,12 @@ struct Prepared {
     etag: String,
     tags: Vec<String>,
     relations: Vec<RelationRow>,
+    /// SQLite: which of `relations` the entity's row and the incoming
+    /// table hold (see [`row_relations`]), and the row's
+    /// `declared_relations` column made of them (see [`declared_list`]).
+    /// Made here, on every core, rather than by the writer.
+    row_relations: Vec<usize>,
+    declared_list: Option<String>,
     /// The entity's row of SQLite's search index (see [`SearchText`]).
     search: SearchText,
 }
@@ -213,7 +219,9 @@ impl Prepared {
                 target_ref: r.target.to_string(),
                 reverse: r.reverse,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let row_relations = row_relations(&relations, owner_key.as_deref());
+        let declared_list = declared_list(&relations, &row_relations);
         Prepared {
             key: pending.key.clone(),
             kind: entity.kind.clone(),
@@ -233,9 +241,53 @@ impl Prepared {
             etag: pending.etag.clone(),
             tags,
             relations,
+            row_relations,
+            declared_list,
             search: SearchText::new(entity),
         }
     }
+}
+
+/// The relations an entity's row holds on SQLite: all it declares but the
+/// ownedBy relation to `owner_key`, which the owner columns hold (migration
+/// 0012), once each, in the order of the incoming table's key within one
+/// declaring entity. Indexes into `relations`.
+fn row_relations(relations: &[RelationRow], owner_key: Option<&str>) -> Vec<usize> {
+    let mut rows: Vec<usize> = (0..relations.len())
+        .filter(|&i| {
+            let r = &relations[i];
+            r.kind != portolan_catalog::relations::names::OWNED_BY
+                || owner_key != Some(r.target_key.as_str())
+        })
+        .collect();
+    let sort_key = |i: &usize| {
+        let r = &relations[*i];
+        (r.kind, r.target_key.as_str(), r.target_ref.as_str())
+    };
+    rows.sort_unstable_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+    rows.dedup_by(|a, b| sort_key(a) == sort_key(b));
+    rows
+}
+
+/// SQLite's `declared_relations` column (migration 0013) of the relations
+/// `rows` picks: `[type, target_key, target_ref, reverse_type]` each, the
+/// target as written `''` where it equals its key; `None` when there are
+/// none.
+fn declared_list(relations: &[RelationRow], rows: &[usize]) -> Option<String> {
+    let list: Vec<[&str; 4]> = rows
+        .iter()
+        .map(|&i| {
+            let r = &relations[i];
+            let written = if r.target_ref == r.target_key {
+                ""
+            } else {
+                r.target_ref.as_str()
+            };
+            [r.kind, r.target_key.as_str(), written, r.reverse]
+        })
+        .collect();
+    // An array of strings always serialises.
+    (!list.is_empty()).then(|| serde_json::to_string(&list).unwrap_or_default())
 }
 
 /// The columns of SQLite's full-text index (`entities_fts`, migration
@@ -880,7 +932,6 @@ mod sqlite_bulk {
                 ))?;
                 let mut ids: Vec<(i64, &SearchText)> = Vec::with_capacity(rows.len());
                 for p in rows {
-                    let declared = declared_list(p);
                     let statement = if stored.contains(p.key.as_str()) {
                         &mut replace
                     } else {
@@ -902,7 +953,7 @@ mod sqlite_bulk {
                         origin.into(),
                         at.as_str().into(),
                         p.owner_ref.as_deref().into(),
-                        declared.as_deref().into(),
+                        p.declared_list.as_deref().into(),
                     ])?;
                     // An upsert keeps the rowid of the row it updates, and
                     // the search row is keyed by it.
@@ -982,31 +1033,6 @@ mod sqlite_bulk {
         Ok(())
     }
 
-    /// The relations `p` declares besides the ownedBy relation its row
-    /// holds in owner_key/owner_ref (migration 0012), once each, in the
-    /// order of the incoming table's key within one declaring entity.
-    fn row_relations(p: &Prepared) -> Vec<&RelationRow> {
-        let mut rows: Vec<&RelationRow> = p
-            .relations
-            .iter()
-            .filter(|r| {
-                r.kind != portolan_catalog::relations::names::OWNED_BY
-                    || p.owner_key.as_deref() != Some(r.target_key.as_str())
-            })
-            .collect();
-        rows.sort_unstable_by(|r, s| {
-            (r.kind, r.target_key.as_str(), r.target_ref.as_str()).cmp(&(
-                s.kind,
-                s.target_key.as_str(),
-                s.target_ref.as_str(),
-            ))
-        });
-        rows.dedup_by(|r, s| {
-            (r.kind, &r.target_key, &r.target_ref) == (s.kind, &s.target_key, &s.target_ref)
-        });
-        rows
-    }
-
     /// A reference as written is stored as '' where it equals its key.
     fn unless_key<'s>(reference: &'s str, key: &str) -> &'s str {
         if reference == key {
@@ -1014,25 +1040,6 @@ mod sqlite_bulk {
         } else {
             reference
         }
-    }
-
-    /// `p`'s declared_relations column (migration 0013):
-    /// `[type, target_key, target_ref, reverse_type]` per relation, or
-    /// `None` when it declares none.
-    fn declared_list(p: &Prepared) -> Option<String> {
-        let list: Vec<[&str; 4]> = row_relations(p)
-            .into_iter()
-            .map(|r| {
-                [
-                    r.kind,
-                    r.target_key.as_str(),
-                    unless_key(&r.target_ref, &r.target_key),
-                    r.reverse,
-                ]
-            })
-            .collect();
-        // An array of strings always serialises.
-        (!list.is_empty()).then(|| serde_json::to_string(&list).unwrap_or_default())
     }
 
     pub(super) async fn insert_tags(
@@ -1066,7 +1073,7 @@ mod sqlite_bulk {
         // order they would land anywhere in it.
         let mut incoming: Vec<(&Prepared, &RelationRow)> = rows
             .iter()
-            .flat_map(|p| row_relations(p).into_iter().map(move |r| (*p, r)))
+            .flat_map(|p| p.row_relations.iter().map(move |&i| (*p, &p.relations[i])))
             .collect();
         if incoming.is_empty() {
             return Ok(());
