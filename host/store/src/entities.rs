@@ -278,16 +278,26 @@ fn declared_list(relations: &[RelationRow], rows: &[usize]) -> Option<String> {
         .iter()
         .map(|&i| {
             let r = &relations[i];
-            let written = if r.target_ref == r.target_key {
-                ""
-            } else {
-                r.target_ref.as_str()
-            };
-            [r.kind, r.target_key.as_str(), written, r.reverse]
+            [
+                r.kind,
+                r.target_key.as_str(),
+                unless_key(&r.target_ref, &r.target_key),
+                r.reverse,
+            ]
         })
         .collect();
     // An array of strings always serialises.
     (!list.is_empty()).then(|| serde_json::to_string(&list).unwrap_or_default())
+}
+
+/// A reference as written is stored as '' on SQLite where it equals its
+/// key.
+fn unless_key<'s>(reference: &'s str, key: &str) -> &'s str {
+    if reference == key {
+        ""
+    } else {
+        reference
+    }
 }
 
 /// The columns of SQLite's full-text index (`entities_fts`, migration
@@ -1031,15 +1041,6 @@ mod sqlite_bulk {
             qb.build().execute(&mut *conn).await?;
         }
         Ok(())
-    }
-
-    /// A reference as written is stored as '' where it equals its key.
-    fn unless_key<'s>(reference: &'s str, key: &str) -> &'s str {
-        if reference == key {
-            ""
-        } else {
-            reference
-        }
     }
 
     pub(super) async fn insert_tags(
