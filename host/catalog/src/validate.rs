@@ -68,9 +68,11 @@ impl fmt::Display for At<'_> {
 }
 
 impl Checker {
-    fn report(&mut self, pointer: impl Into<String>, message: impl Into<String>) {
+    /// Records a problem at `pointer` (a pointer's text or an [`At`],
+    /// spelled only now).
+    fn report(&mut self, pointer: impl fmt::Display, message: impl Into<String>) {
         self.problems.push(Problem {
-            pointer: pointer.into(),
+            pointer: pointer.to_string(),
             message: message.into(),
         });
     }
@@ -85,7 +87,7 @@ impl Checker {
         let at = At::Key(&at, key);
         match obj.get(key) {
             None | Some(Value::Null) => {
-                self.report(at.to_string(), "is required");
+                self.report(at, "is required");
                 None
             }
             Some(v) => self.string(v, at),
@@ -96,10 +98,7 @@ impl Checker {
         match value {
             Value::String(s) => Some(s),
             other => {
-                self.report(
-                    at.to_string(),
-                    format!("must be a string, not {}", type_name(other)),
-                );
+                self.report(at, format!("must be a string, not {}", type_name(other)));
                 None
             }
         }
@@ -109,10 +108,7 @@ impl Checker {
         match value {
             Value::Object(map) => Some(map),
             other => {
-                self.report(
-                    at.to_string(),
-                    format!("must be an object, not {}", type_name(other)),
-                );
+                self.report(at, format!("must be an object, not {}", type_name(other)));
                 None
             }
         }
@@ -122,10 +118,7 @@ impl Checker {
         match value {
             Value::Array(items) => Some(items),
             other => {
-                self.report(
-                    at.to_string(),
-                    format!("must be an array, not {}", type_name(other)),
-                );
+                self.report(at, format!("must be an array, not {}", type_name(other)));
                 None
             }
         }
@@ -133,7 +126,7 @@ impl Checker {
 
     fn rule(&mut self, at: At<'_>, result: Result<(), String>) {
         if let Err(problem) = result {
-            self.report(at.to_string(), problem);
+            self.report(at, problem);
         }
     }
 }
@@ -257,7 +250,7 @@ fn check(c: &mut Checker, value: &Value) {
         let value = match spec.get(field.name) {
             None | Some(Value::Null) => {
                 if field.required {
-                    c.report(at.to_string(), format!("is required for kind {kind}"));
+                    c.report(at, format!("is required for kind {kind}"));
                 }
                 continue;
             }
@@ -271,10 +264,10 @@ fn check(c: &mut Checker, value: &Value) {
             Shape::String => {
                 if let Some(s) = c.string(value, at) {
                     if s.is_empty() {
-                        c.report(at.to_string(), "must not be empty");
+                        c.report(at, "must not be empty");
                     } else if let Some(defaults) = defaults {
                         if let Err(e) = EntityRef::parse(s, defaults) {
-                            c.report(at.to_string(), e.to_string());
+                            c.report(at, e.to_string());
                         }
                     }
                 }
@@ -285,10 +278,10 @@ fn check(c: &mut Checker, value: &Value) {
                         let at = At::Item(&at, i);
                         if let Some(s) = c.string(item, at) {
                             if s.is_empty() {
-                                c.report(at.to_string(), "must not be empty");
+                                c.report(at, "must not be empty");
                             } else if let Some(defaults) = defaults {
                                 if let Err(e) = EntityRef::parse(s, defaults) {
-                                    c.report(at.to_string(), e.to_string());
+                                    c.report(at, e.to_string());
                                 }
                             }
                         }
@@ -308,10 +301,7 @@ fn check(c: &mut Checker, value: &Value) {
             Shape::OneOf(allowed) => {
                 if let Some(s) = c.string(value, at) {
                     if !allowed.contains(&s) {
-                        c.report(
-                            at.to_string(),
-                            format!("{s:?} is not one of: {}", allowed.join(", ")),
-                        );
+                        c.report(at, format!("{s:?} is not one of: {}", allowed.join(", ")));
                     }
                 }
             }
@@ -404,7 +394,7 @@ fn check_metadata<'v>(c: &mut Checker, meta: &'v Map<String, Value>) -> Option<&
         for (k, v) in map {
             let at = At::Key(&at, k);
             if let Err(p) = rules::check_key(k) {
-                c.report(at.to_string(), format!("key {p}"));
+                c.report(at, format!("key {p}"));
             }
             if let (Some(s), Some(rule)) = (c.string(v, at), value_rule) {
                 c.rule(at, rule(s));
@@ -432,7 +422,7 @@ fn check_metadata<'v>(c: &mut Checker, meta: &'v Map<String, Value>) -> Option<&
                 };
                 if let Some(url) = c.required_str(link, "url", at) {
                     if url.is_empty() {
-                        c.report(At::Key(&at, "url").to_string(), "must not be empty");
+                        c.report(At::Key(&at, "url"), "must not be empty");
                     }
                 }
                 for key in ["title", "icon", "type"] {
