@@ -28,7 +28,7 @@ pub mod rules;
 pub mod validate;
 
 pub use entity::{Entity, Link, Metadata, Relation};
-pub use parse::{parse_documents, Document, Format, ParseError};
+pub use parse::{json_array_items, parse_documents, Document, Format, ParseError};
 pub use reference::{EntityRef, RefDefaults, RefError, DEFAULT_NAMESPACE};
 pub use relations::{
     declared as declared_relations, derive as derive_relations, DeclaredRelation, DerivedRelation,

@@ -62,6 +62,74 @@ pub fn parse_documents(bytes: &[u8], format: Format) -> Result<Vec<Document>, Pa
     Ok(out)
 }
 
+/// Where each element of a JSON array lies in `bytes`, when `bytes` is
+/// one: byte ranges, in order, that can be parsed apart (and so on several
+/// cores) into the same values a parse of the whole array gives.
+///
+/// Only the array's own structure is checked: strings (with their escapes)
+/// and brackets are followed to find the commas between elements, and the
+/// elements themselves are left to the parser. `None` for anything else (an
+/// object, or an array that is cut short or followed by more than
+/// whitespace); a parse of the whole body then says what is wrong with it.
+/// An element that is empty or malformed (`[1,,2]`, `[{]`) comes back as
+/// its range, for the element's own parse to refuse.
+pub fn json_array_items(bytes: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
+    let mut at = skip_json_space(bytes, 0);
+    if bytes.get(at) != Some(&b'[') {
+        return None;
+    }
+    at += 1;
+    let mut items = Vec::new();
+    if bytes.get(skip_json_space(bytes, at)) == Some(&b']') {
+        let end = skip_json_space(bytes, at) + 1;
+        return (skip_json_space(bytes, end) == bytes.len()).then_some(items);
+    }
+    let mut start = at;
+    // Brackets open within the current element.
+    let mut depth = 0usize;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => {
+                // To the closing quote, stepping over escaped characters.
+                at += 1;
+                loop {
+                    at += memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
+                    if bytes[at] == b'"' {
+                        break;
+                    }
+                    at += 2;
+                }
+            }
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' if depth > 0 => depth -= 1,
+            b']' => {
+                items.push(start..at);
+                return (skip_json_space(bytes, at + 1) == bytes.len()).then_some(items);
+            }
+            b'}' => return None,
+            b',' if depth == 0 => {
+                items.push(start..at);
+                start = at + 1;
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    None
+}
+
+/// The index of the first byte at or after `at` that is not JSON
+/// whitespace.
+fn skip_json_space(bytes: &[u8], mut at: usize) -> usize {
+    while bytes
+        .get(at)
+        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        at += 1;
+    }
+    at
+}
+
 /// One entity, a list of them, or `{"items": [...]}`.
 fn flatten(document: usize, value: Value, out: &mut Vec<Document>) -> Result<(), ParseError> {
     let items = match value {
@@ -128,6 +196,44 @@ mod tests {
             assert_eq!(docs[0].value["kind"], "A");
         }
         assert!(parse_documents(b"[]", Format::Json).unwrap().is_empty());
+    }
+
+    #[test]
+    fn array_items_parse_apart_as_they_do_together() {
+        let body = br#" [ {"kind":"A","s":"a, \"quoted\" ] } [ text\\"},
+            {"kind":"B","list":[1,[2,{"x":"]"}]]} ,{"kind":"C"}] "#;
+        let items = json_array_items(body).expect("an array");
+        let apart: Vec<Value> = items
+            .iter()
+            .map(|r| serde_json::from_slice(&body[r.clone()]).unwrap())
+            .collect();
+        let together: Vec<Value> = serde_json::from_slice(body).unwrap();
+        assert_eq!(apart, together);
+        assert_eq!(apart.len(), 3);
+
+        assert_eq!(json_array_items(b"[]"), Some(vec![]));
+        assert_eq!(json_array_items(b" [ ]\n"), Some(vec![]));
+        // Not arrays, or broken ones: the whole-body parse reports them.
+        for body in [
+            &b"{\"items\":[]}"[..],
+            b"[{\"kind\":\"A\"}",
+            b"[{\"kind\":\"A\"}] x",
+            b"[\"unterminated]",
+            b"[{\"a\":1}}]",
+            b"",
+        ] {
+            assert_eq!(
+                json_array_items(body),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // A malformed element comes back for its own parse to refuse.
+        let body = b"[1,,2]";
+        let items = json_array_items(body).expect("an array");
+        assert_eq!(items.len(), 3);
+        assert!(serde_json::from_slice::<Value>(&body[items[1].clone()]).is_err());
     }
 
     #[test]

@@ -684,6 +684,19 @@ mod scenarios {
             .send("POST", "/api/v1/entities/batch", JSON, "\"text\"")
             .await;
         assert_problem(&r, StatusCode::BAD_REQUEST, None);
+        // A batch's elements are parsed apart; a broken one is still
+        // reported at its line and column in the whole body.
+        let broken = format!(
+            "[{},\n {{\"kind\": }}]",
+            serde_json::to_string(&component("web", "team-a")).unwrap()
+        );
+        let r = ctx
+            .send("POST", "/api/v1/entities/batch", JSON, broken)
+            .await;
+        assert_problem(&r, StatusCode::BAD_REQUEST, None);
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(detail.contains("line 2 column 11"), "{}", r.body);
+        assert_eq!(ctx.get(uri).await.status, StatusCode::NOT_FOUND);
         let r = ctx.send("PUT", uri, JSON, "[]").await;
         assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("/"));
         let two = format!(
