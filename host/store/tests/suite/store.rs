@@ -490,6 +490,21 @@ async fn sqlite_connect_creates_file_and_missing_directories() {
         .strings("SELECT CAST(page_size AS TEXT) FROM pragma_page_size", &[])
         .await;
     assert_eq!(page, vec![Some(SQLITE_PAGE_SIZE.to_string())]);
+    // The search index's merge settings (migration 0014) are the file's too.
+    let fts = raw
+        .strings(
+            "SELECT k || '=' || v FROM entities_fts_config \
+             WHERE k IN ('automerge', 'hashsize') ORDER BY k",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        fts,
+        vec![
+            Some("automerge=16".to_owned()),
+            Some("hashsize=67108864".to_owned())
+        ]
+    );
     raw.close().await;
 }
 
