@@ -948,6 +948,11 @@ fn push_condition(sql: &mut Sql, target: &Target, values: &[String], unindexed: 
             }
             sql.push(")");
         }
+        (Target::Relations(kind), true) if sql.dialect == Dialect::Sqlite => {
+            sql.push(" AND ").push(plus).push("e.entity_ref IN (");
+            push_relation_sources(sql, kind);
+            sql.push(")");
+        }
         (Target::Relations(kind), exists) => {
             sql.push(" AND ").push(plus);
             // Named targets are looked up by key; having any relation of
@@ -1358,6 +1363,11 @@ impl Store {
                     sql.push(" AS v, COUNT(*) AS n FROM entity_tags t WHERE 1 = 1");
                     matching(&mut sql, "t.entity_ref");
                 }
+                Target::Relations(kind) if conditions.is_empty() && dialect == Dialect::Sqlite => {
+                    sql.push("SELECT v, COUNT(*) AS n FROM (");
+                    push_relation_pairs(&mut sql, &kind);
+                    sql.push(")");
+                }
                 Target::Relations(kind) => {
                     sql.push("SELECT r.target_key").collate();
                     // Over the whole catalog a scan of every relation; under
@@ -1526,6 +1536,100 @@ impl Store {
 }
 
 /// Runs a facet statement that yields `v` and `n`.
+/// The relation types as stored, for the SQLite statements below that
+/// compare stored types exactly.
+const RELATION_TYPES: &[&str] = {
+    use portolan_catalog::relations::names::*;
+    &[
+        OWNED_BY,
+        OWNER_OF,
+        DEPENDS_ON_REL,
+        DEPENDENCY_OF,
+        PROVIDES_API,
+        API_PROVIDED_BY,
+        CONSUMES_API,
+        API_CONSUMED_BY,
+        PART_OF,
+        HAS_PART,
+        MEMBER_OF,
+        HAS_MEMBER,
+        CHILD_OF,
+        PARENT_OF,
+    ]
+};
+
+/// SQLite: the keys of the entities that have a relation of type `kind`
+/// (lower-cased, as a query names it), for an `IN (...)`.
+///
+/// Read from `entity_relations_incoming` itself in one pass, rather than
+/// through the view `entity_relations_scan`, whose two arms over that
+/// table each scan all of it and compare every row's type lower-cased:
+/// a declared row of the type names its declaring entity, a row whose
+/// reverse is the type names its target. The owner columns serve
+/// `ownedBy` and `ownerOf`. Same rows as the view (the store's query
+/// suite compares these answers with the entities on both backends).
+fn push_relation_sources(sql: &mut Sql, kind: &str) {
+    let Some(stored) = RELATION_TYPES.iter().find(|t| t.eq_ignore_ascii_case(kind)) else {
+        // Nothing of any other type is stored.
+        sql.push("SELECT NULL WHERE 0");
+        return;
+    };
+    sql.push("SELECT iif(r.type = ");
+    sql.text_arg(*stored);
+    sql.push(", r.origin_ref, r.target_key) FROM entity_relations_incoming r WHERE r.type = ");
+    sql.text_arg(*stored);
+    sql.push(" OR r.reverse_type = ");
+    sql.text_arg(*stored);
+    if is_owner_type(stored) {
+        sql.push(" UNION ALL SELECT o.source_key FROM entity_relations_owner o WHERE o.type = ");
+        sql.text_arg(*stored);
+    }
+}
+
+/// SQLite: each distinct (related entity `v`, entity `s` in the catalog
+/// that has the relation) of type `kind`, for a facet over the whole
+/// catalog: `s` has the relation towards `v`. One pass over
+/// `entity_relations_incoming`, as in [`push_relation_sources`]; a
+/// declaring entity is always in the catalog, a reverse row's target
+/// only sometimes, so only those are looked up.
+fn push_relation_pairs(sql: &mut Sql, kind: &str) {
+    let Some(stored) = RELATION_TYPES.iter().find(|t| t.eq_ignore_ascii_case(kind)) else {
+        sql.push("SELECT NULL AS v, NULL AS s WHERE 0");
+        return;
+    };
+    let mine = |sql: &mut Sql, yes: &str, no: &str| {
+        sql.push("iif(r.type = ");
+        sql.text_arg(*stored);
+        sql.push(", ").push(yes).push(", ").push(no).push(")");
+    };
+    sql.push("SELECT ");
+    mine(sql, "r.target_key", "r.origin_ref");
+    sql.push(" AS v, ");
+    mine(sql, "r.origin_ref", "r.target_key");
+    sql.push(" AS s FROM entity_relations_incoming r WHERE r.type = ");
+    sql.text_arg(*stored);
+    sql.push(" OR (r.reverse_type = ");
+    sql.text_arg(*stored);
+    sql.push(" AND r.target_key IN (SELECT e.entity_ref FROM entities e))");
+    if is_owner_type(stored) {
+        sql.push(
+            " UNION SELECT o.target_key, o.source_key FROM entity_relations_owner o \
+             WHERE o.type = ",
+        );
+        sql.text_arg(*stored);
+        sql.push(" AND o.source_key IN (SELECT e.entity_ref FROM entities e)");
+    } else {
+        // UNION with nothing: the pairs once each, as the view's
+        // COUNT(DISTINCT ...) counted them.
+        sql.push(" UNION SELECT NULL, NULL WHERE 0");
+    }
+}
+
+fn is_owner_type(stored: &str) -> bool {
+    use portolan_catalog::relations::names::{OWNED_BY, OWNER_OF};
+    stored == OWNED_BY || stored == OWNER_OF
+}
+
 async fn facet_counts(pool: &Pool, sql: &Sql) -> Result<Vec<FacetCount>, StoreError> {
     pool.fetch(sql)
         .await?

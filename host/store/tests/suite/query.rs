@@ -27,6 +27,7 @@ portolan_store::both_backends!(
     an_upgraded_database_is_searchable_and_sortable,
     counts_follow_every_write,
     a_catalog_written_before_0007_reads_and_changes_as_a_new_one,
+    relation_facets_and_filters_agree_with_each_entitys_relations,
 );
 
 async fn run<F, Fut>(db: TestDatabase, test: F)
@@ -403,6 +404,103 @@ async fn everything_seen(store: &Store) -> Vec<String> {
 
 mod suite {
     use super::*;
+
+    pub async fn relation_facets_and_filters_agree_with_each_entitys_relations(
+        store: Store,
+        db: TestDatabase,
+    ) -> TestDatabase {
+        use portolan_catalog::relations::names::*;
+        load(&store).await;
+        // Relations towards entities that are not in the catalog: their
+        // reverse relations name no entity, and count for none.
+        let stray = Entity::from_value(json!({
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Component",
+            "metadata": {"name": "stray"},
+            "spec": {
+                "type": "service",
+                "lifecycle": "production",
+                "owner": "group:default/ghosts",
+                "system": "nowhere",
+                "dependsOn": ["component:default/missing", "Component:default/Web"],
+                "consumesApis": ["missing-api"]
+            }
+        }))
+        .unwrap();
+        store.put_entities(&[stray], &Origin::Api).await.unwrap();
+
+        let all = store.list_entities(&query(|_| {})).await.unwrap();
+        assert_eq!(all.total as usize, all.items.len(), "one page holds all");
+        let types = [
+            OWNED_BY,
+            OWNER_OF,
+            DEPENDS_ON_REL,
+            DEPENDENCY_OF,
+            PROVIDES_API,
+            API_PROVIDED_BY,
+            CONSUMES_API,
+            API_CONSUMED_BY,
+            PART_OF,
+            HAS_PART,
+            MEMBER_OF,
+            HAS_MEMBER,
+            CHILD_OF,
+            PARENT_OF,
+            "noSuchRelation",
+        ];
+        for (i, kind) in types.into_iter().enumerate() {
+            // What the entities' own relations say: per related entity,
+            // how many entities have the relation towards it; and which
+            // entities have one at all.
+            let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+            let mut having = Vec::new();
+            for item in &all.items {
+                let targets: std::collections::BTreeSet<String> = item
+                    .entity
+                    .relations
+                    .iter()
+                    .filter(|r| r.kind == kind)
+                    .map(|r| r.target_ref.to_lowercase())
+                    .collect();
+                if !targets.is_empty() {
+                    having.push(item.entity.entity_ref().key());
+                }
+                for target in targets {
+                    *expected.entry(target).or_default() += 1;
+                }
+            }
+            having.sort();
+            // Types match whatever their case.
+            let field = if i % 2 == 0 {
+                format!("relations.{kind}")
+            } else {
+                format!("relations.{}", kind.to_uppercase())
+            };
+            let facets = store
+                .entity_facets(&query(|_| {}), &[path(&field)])
+                .await
+                .unwrap();
+            let counted: BTreeMap<String, u64> = facets[field.as_str()]
+                .iter()
+                .map(|f| (f.value.clone(), f.count))
+                .collect();
+            assert_eq!(counted, expected, "facet on {field}");
+
+            let page = store
+                .list_entities(&query(|q| q.filters = vec![filter(&field, &[])]))
+                .await
+                .unwrap();
+            let mut keys: Vec<String> = page
+                .items
+                .iter()
+                .map(|s| s.entity.entity_ref().key())
+                .collect();
+            keys.sort();
+            assert_eq!(keys, having, "filter {field}");
+            assert_eq!(page.total as usize, having.len(), "total of {field}");
+        }
+        db
+    }
 
     pub async fn filters_on_labels_annotations_and_any_field(
         store: Store,
