@@ -1535,7 +1535,6 @@ impl Store {
     }
 }
 
-/// Runs a facet statement that yields `v` and `n`.
 /// The relation types as stored, for the SQLite statements below that
 /// compare stored types exactly.
 const RELATION_TYPES: &[&str] = {
@@ -1602,7 +1601,8 @@ fn push_relation_pairs(sql: &mut Sql, kind: &str) {
         sql.text_arg(*stored);
         sql.push(", ").push(yes).push(", ").push(no).push(")");
     };
-    sql.push("SELECT ");
+    // Each pair once, as the view's COUNT(DISTINCT ...) counted them.
+    sql.push("SELECT DISTINCT ");
     mine(sql, "r.target_key", "r.origin_ref");
     sql.push(" AS v, ");
     mine(sql, "r.origin_ref", "r.target_key");
@@ -1618,10 +1618,6 @@ fn push_relation_pairs(sql: &mut Sql, kind: &str) {
         );
         sql.text_arg(*stored);
         sql.push(" AND o.source_key IN (SELECT e.entity_ref FROM entities e)");
-    } else {
-        // UNION with nothing: the pairs once each, as the view's
-        // COUNT(DISTINCT ...) counted them.
-        sql.push(" UNION SELECT NULL, NULL WHERE 0");
     }
 }
 
@@ -1630,6 +1626,7 @@ fn is_owner_type(stored: &str) -> bool {
     stored == OWNED_BY || stored == OWNER_OF
 }
 
+/// Runs a facet statement that yields `v` and `n`.
 async fn facet_counts(pool: &Pool, sql: &Sql) -> Result<Vec<FacetCount>, StoreError> {
     pool.fetch(sql)
         .await?
