@@ -32,6 +32,24 @@ pub mod names {
     pub const HAS_MEMBER: &str = "hasMember";
     pub const CHILD_OF: &str = "childOf";
     pub const PARENT_OF: &str = "parentOf";
+
+    /// Every type above, each beside its reverse.
+    pub const ALL: [&str; 14] = [
+        OWNED_BY,
+        OWNER_OF,
+        DEPENDS_ON_REL,
+        DEPENDENCY_OF,
+        PROVIDES_API,
+        API_PROVIDED_BY,
+        CONSUMES_API,
+        API_CONSUMED_BY,
+        PART_OF,
+        HAS_PART,
+        MEMBER_OF,
+        HAS_MEMBER,
+        CHILD_OF,
+        PARENT_OF,
+    ];
 }
 
 /// One relation between two entities.

@@ -38,6 +38,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
+use portolan_catalog::relations::names as relation_names;
 use portolan_catalog::EntityRef;
 use serde_json::{json, Value};
 use sqlx::postgres::PgRow;
@@ -1535,28 +1536,6 @@ impl Store {
     }
 }
 
-/// The relation types as stored, for the SQLite statements below that
-/// compare stored types exactly.
-const RELATION_TYPES: &[&str] = {
-    use portolan_catalog::relations::names::*;
-    &[
-        OWNED_BY,
-        OWNER_OF,
-        DEPENDS_ON_REL,
-        DEPENDENCY_OF,
-        PROVIDES_API,
-        API_PROVIDED_BY,
-        CONSUMES_API,
-        API_CONSUMED_BY,
-        PART_OF,
-        HAS_PART,
-        MEMBER_OF,
-        HAS_MEMBER,
-        CHILD_OF,
-        PARENT_OF,
-    ]
-};
-
 /// SQLite: the keys of the entities that have a relation of type `kind`
 /// (lower-cased, as a query names it), for an `IN (...)`.
 ///
@@ -1568,20 +1547,20 @@ const RELATION_TYPES: &[&str] = {
 /// `ownedBy` and `ownerOf`. Same rows as the view (the store's query
 /// suite compares these answers with the entities on both backends).
 fn push_relation_sources(sql: &mut Sql, kind: &str) {
-    let Some(stored) = RELATION_TYPES.iter().find(|t| t.eq_ignore_ascii_case(kind)) else {
+    let Some(stored) = stored_relation_type(kind) else {
         // Nothing of any other type is stored.
         sql.push("SELECT NULL WHERE 0");
         return;
     };
     sql.push("SELECT iif(r.type = ");
-    sql.text_arg(*stored);
+    sql.text_arg(stored);
     sql.push(", r.origin_ref, r.target_key) FROM entity_relations_incoming r WHERE r.type = ");
-    sql.text_arg(*stored);
+    sql.text_arg(stored);
     sql.push(" OR r.reverse_type = ");
-    sql.text_arg(*stored);
+    sql.text_arg(stored);
     if is_owner_type(stored) {
         sql.push(" UNION ALL SELECT o.source_key FROM entity_relations_owner o WHERE o.type = ");
-        sql.text_arg(*stored);
+        sql.text_arg(stored);
     }
 }
 
@@ -1592,13 +1571,13 @@ fn push_relation_sources(sql: &mut Sql, kind: &str) {
 /// declaring entity is always in the catalog, a reverse row's target
 /// only sometimes, so only those are looked up.
 fn push_relation_pairs(sql: &mut Sql, kind: &str) {
-    let Some(stored) = RELATION_TYPES.iter().find(|t| t.eq_ignore_ascii_case(kind)) else {
+    let Some(stored) = stored_relation_type(kind) else {
         sql.push("SELECT NULL AS v, NULL AS s WHERE 0");
         return;
     };
     let mine = |sql: &mut Sql, yes: &str, no: &str| {
         sql.push("iif(r.type = ");
-        sql.text_arg(*stored);
+        sql.text_arg(stored);
         sql.push(", ").push(yes).push(", ").push(no).push(")");
     };
     // Each pair once, as the view's COUNT(DISTINCT ...) counted them.
@@ -1607,23 +1586,30 @@ fn push_relation_pairs(sql: &mut Sql, kind: &str) {
     sql.push(" AS v, ");
     mine(sql, "r.origin_ref", "r.target_key");
     sql.push(" AS s FROM entity_relations_incoming r WHERE r.type = ");
-    sql.text_arg(*stored);
+    sql.text_arg(stored);
     sql.push(" OR (r.reverse_type = ");
-    sql.text_arg(*stored);
+    sql.text_arg(stored);
     sql.push(" AND r.target_key IN (SELECT e.entity_ref FROM entities e))");
     if is_owner_type(stored) {
         sql.push(
             " UNION SELECT o.target_key, o.source_key FROM entity_relations_owner o \
              WHERE o.type = ",
         );
-        sql.text_arg(*stored);
+        sql.text_arg(stored);
         sql.push(" AND o.source_key IN (SELECT e.entity_ref FROM entities e)");
     }
 }
 
+/// The relation type a query names (lower-cased) as the store writes it:
+/// one of Backstage's, the only ones relations are derived as.
+fn stored_relation_type(kind: &str) -> Option<&'static str> {
+    relation_names::ALL
+        .into_iter()
+        .find(|t| t.eq_ignore_ascii_case(kind))
+}
+
 fn is_owner_type(stored: &str) -> bool {
-    use portolan_catalog::relations::names::{OWNED_BY, OWNER_OF};
-    stored == OWNED_BY || stored == OWNER_OF
+    stored == relation_names::OWNED_BY || stored == relation_names::OWNER_OF
 }
 
 /// Runs a facet statement that yields `v` and `n`.

@@ -409,7 +409,7 @@ mod suite {
         store: Store,
         db: TestDatabase,
     ) -> TestDatabase {
-        use portolan_catalog::relations::names::*;
+        use portolan_catalog::relations::names::ALL;
         load(&store).await;
         // Relations towards entities that are not in the catalog: their
         // reverse relations name no entity, and count for none.
@@ -431,23 +431,7 @@ mod suite {
 
         let all = store.list_entities(&query(|_| {})).await.unwrap();
         assert_eq!(all.total as usize, all.items.len(), "one page holds all");
-        let types = [
-            OWNED_BY,
-            OWNER_OF,
-            DEPENDS_ON_REL,
-            DEPENDENCY_OF,
-            PROVIDES_API,
-            API_PROVIDED_BY,
-            CONSUMES_API,
-            API_CONSUMED_BY,
-            PART_OF,
-            HAS_PART,
-            MEMBER_OF,
-            HAS_MEMBER,
-            CHILD_OF,
-            PARENT_OF,
-            "noSuchRelation",
-        ];
+        let types = ALL.into_iter().chain(["noSuchRelation"]);
         for (i, kind) in types.into_iter().enumerate() {
             // What the entities' own relations say: per related entity,
             // how many entities have the relation towards it; and which
