@@ -80,9 +80,9 @@ pub fn json_array_items(bytes: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     }
     at += 1;
     let mut items = Vec::new();
-    if bytes.get(skip_json_space(bytes, at)) == Some(&b']') {
-        let end = skip_json_space(bytes, at) + 1;
-        return (skip_json_space(bytes, end) == bytes.len()).then_some(items);
+    let first = skip_json_space(bytes, at);
+    if bytes.get(first) == Some(&b']') {
+        return (skip_json_space(bytes, first + 1) == bytes.len()).then_some(items);
     }
     let mut start = at;
     // Brackets open within the current element.
