@@ -14,7 +14,9 @@
 //!    batches of 10,000, in entities/s, beside a raw sqlx bulk insert of the
 //!    same rows into a bare table shaped like `entities` (migration 0002,
 //!    with its indexes), multi-row INSERTs in one transaction, in rows/s.
-//!    Goal: >= 50,000 entities/s and >= 1/3 of raw.
+//!    Goal: >= 50,000 entities/s and >= 1/3 of raw. The same batches are
+//!    then sent to a second, empty portal with `BENCH_IN_FLIGHT` (2)
+//!    requests outstanding, as an exporter with a few workers would.
 //! 2. **Queries at that size**: p50/p99 of a filtered page
 //!    (`kind=component&lifecycle=production&limit=50`, sorted by name when
 //!    the API offers `sort`), of facets on `spec.lifecycle` (when the API
@@ -32,7 +34,8 @@
 //! `BENCH_QUICK=1` (10,000 entities, 2,000 in the source, fewer samples: a
 //! smoke run of a few seconds once the fixture is built), `BENCH_ENTITIES`,
 //! `BENCH_BATCH`, `BENCH_SAMPLES` (per query), `BENCH_SOURCE_COUNT`,
-//! `BENCH_ROUNDS` (resyncs of each kind), `BENCH_ONLY=ingest` (stop after
+//! `BENCH_ROUNDS` (resyncs of each kind), `BENCH_IN_FLIGHT`,
+//! `BENCH_ONLY=ingest` (stop after
 //! the ingest section, to iterate on it), `BENCH_SQLITE_MALLOC=system`
 //! (leave SQLite on the C library's allocator instead of the program's, as
 //! the `portolan` binary sets it up, to measure what that changes). The fixture is built with
@@ -66,6 +69,7 @@ struct Settings {
     page_size: u64,
     changed_percent: u64,
     rounds: usize,
+    in_flight: usize,
 }
 
 fn env_num<T: std::str::FromStr>(key: &str, default: T) -> T {
@@ -88,6 +92,7 @@ impl Settings {
             page_size: 1_000,
             changed_percent: 10,
             rounds: env_num("BENCH_ROUNDS", if quick { 1 } else { 3 }),
+            in_flight: env_num("BENCH_IN_FLIGHT", 2).max(1),
         }
     }
 }
@@ -634,7 +639,7 @@ async fn ingest(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> I
 
     let started = Instant::now();
     let mut added = 0;
-    for body in bodies {
+    for body in bodies.clone() {
         let (status, reply) = portal
             .post("/api/v1/entities/batch", "application/json", body)
             .await;
@@ -643,6 +648,52 @@ async fn ingest(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> I
     }
     let took = started.elapsed();
     assert_eq!(added as usize, n, "every entity is new");
+
+    // The same batches into a second, empty portal, with `in_flight`
+    // requests outstanding at a time, as an exporter with a few workers
+    // would send them.
+    let in_flight = s.in_flight;
+    let second = Portal::start(&work.join("portal-in-flight")).await;
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(bodies.into_iter()));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..in_flight)
+        .map(|_| {
+            let queue = queue.clone();
+            let (http, url, token) = (
+                second.http.clone(),
+                second.url("/api/v1/entities/batch"),
+                second.token.clone(),
+            );
+            tokio::spawn(async move {
+                let mut added = 0;
+                loop {
+                    let next = queue.lock().expect("queue").next();
+                    let Some(body) = next else { break };
+                    let resp = http
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .expect("POST");
+                    let status = resp.status().as_u16();
+                    let reply: Value = serde_json::from_slice(&resp.bytes().await.expect("body"))
+                        .unwrap_or(Value::Null);
+                    assert_eq!(status, 200, "batch refused: {reply}");
+                    added += reply["added"].as_u64().unwrap_or(0);
+                }
+                added
+            })
+        })
+        .collect();
+    let mut added = 0;
+    for w in workers {
+        added += w.await.expect("worker");
+    }
+    let took_in_flight = started.elapsed();
+    assert_eq!(added as usize, n, "every entity is new");
+    second.stop().await;
 
     let raw_after = raw_insert(&raw_db(&work.join("raw-2.db")).await, &rows).await;
 
@@ -671,6 +722,12 @@ async fn ingest(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> I
         "portolan: HTTP batch push, until all stored and queryable",
         took.as_secs_f64(),
         thousands(portolan_per_s)
+    );
+    println!(
+        "  {:<58} {:>9.2} s  {:>9} entities/s",
+        format!("portolan: the same, {in_flight} requests in flight"),
+        took_in_flight.as_secs_f64(),
+        thousands(n as f64 / took_in_flight.as_secs_f64())
     );
     println!(
         "  {:<58} {:>9.2} s  {:>9} rows/s   (before: {}, after: {})",

@@ -31,7 +31,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use crate::store::on_pool;
+use crate::store::{on_pool, on_write_pool};
 use crate::{Store, StoreError};
 
 /// The most runs, log lines or audit entries one list call returns.
@@ -429,7 +429,7 @@ impl Store {
         };
         let mut audit = audit.clone();
         audit.subject = format!("run:{id}");
-        on_pool!(&self.pool, pool => {
+        on_write_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO action_runs (id, action, action_version, entity_ref, input, \
@@ -520,7 +520,7 @@ impl Store {
             "code": "denied",
             "message": format!("{by} denied the run{}", comment.map(|c| format!(": {c}")).unwrap_or_default()),
         });
-        let changed = on_pool!(&self.pool, pool => {
+        let changed = on_write_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let mut q = sqlx::query(sql).bind(at).bind(by).bind(comment).bind(id);
             if !approved {
@@ -560,7 +560,7 @@ impl Store {
              ORDER BY queued_at, id LIMIT 1{pick}) \
              AND status = 'queued' RETURNING {COLUMNS}"
         );
-        let row: Option<RunRow> = on_pool!(&self.pool, pool => {
+        let row: Option<RunRow> = on_write_pool!(self, pool => {
             sqlx::query_as(&sql)
                 .bind(owner)
                 .bind(until)
@@ -581,7 +581,7 @@ impl Store {
         lease: Duration,
     ) -> Result<Option<bool>, StoreError> {
         let until = now_millis().saturating_add(lease_millis(lease));
-        let flag: Option<bool> = on_pool!(&self.pool, pool => {
+        let flag: Option<bool> = on_write_pool!(self, pool => {
             sqlx::query_scalar(
                 "UPDATE action_runs SET lease_until = $1 \
                  WHERE id = $2 AND lease_owner = $3 AND status = 'running' \
@@ -610,7 +610,7 @@ impl Store {
                 end.status
             )));
         }
-        let done = on_pool!(&self.pool, pool => {
+        let done = on_write_pool!(self, pool => {
             sqlx::query(
                 "UPDATE action_runs SET status = $1, finished_at = $2, output = $3, links = $4, \
                  error = $5, lease_until = NULL, secret_input = NULL \
@@ -644,7 +644,7 @@ impl Store {
             "code": "cancelled",
             "message": format!("cancelled by {by} before it started"),
         });
-        let changed = on_pool!(&self.pool, pool => {
+        let changed = on_write_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let waiting = sqlx::query(&format!(
                 "UPDATE action_runs SET status = 'cancelled', finished_at = $1, cancelled_by = $2, \
@@ -713,7 +713,7 @@ impl Store {
              lease_until = NULL, input = $3, secret_input = $4{approval_reset} \
              WHERE id = $5 AND status IN ('failed', 'cancelled')"
         );
-        let changed = on_pool!(&self.pool, pool => {
+        let changed = on_write_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(&sql)
                 .bind(status)
@@ -741,7 +741,7 @@ impl Store {
     /// its process died, hung, or lost the database.
     pub async fn expire_runs(&self, error: &Value) -> Result<Vec<String>, StoreError> {
         let at = now_millis();
-        let ids: Vec<String> = on_pool!(&self.pool, pool => {
+        let ids: Vec<String> = on_write_pool!(self, pool => {
             sqlx::query_scalar(
                 "UPDATE action_runs SET status = 'failed', finished_at = $1, error = $2, \
                  lease_until = NULL, secret_input = NULL \
@@ -768,7 +768,7 @@ impl Store {
             return Ok(0);
         }
         let n = lines.len() as i64;
-        let last = on_pool!(&self.pool, pool => {
+        let last = on_write_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let last: Option<i64> = sqlx::query_scalar(
                 "UPDATE action_runs SET log_seq = log_seq + $1 WHERE id = $2 RETURNING log_seq",
@@ -834,7 +834,7 @@ impl Store {
     /// the same transaction).
     pub async fn audit(&self, entry: &NewAuditEntry) -> Result<(), StoreError> {
         let at = now_millis();
-        on_pool!(&self.pool, pool => {
+        on_write_pool!(self, pool => {
             let mut conn = pool.acquire().await?;
             audit_insert!(conn, entry, at);
         });

@@ -31,7 +31,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::QueryBuilder;
 
-use crate::store::Pool;
+use crate::store::{in_write_transaction, Pool};
 use crate::{Store, StoreError};
 
 /// Value-count rows per upsert on SQLite (4 binds each).
@@ -1269,36 +1269,6 @@ pub struct SourceSyncSummary {
     /// Entities the source returned that another origin owns: left as
     /// they are, each with its owner (`api` or `source:<id>`).
     pub conflicts: Vec<(String, String)>,
-}
-
-/// Runs the same body against whichever backend module fits the pool, in a
-/// transaction that holds the write lock from the start: on SQLite,
-/// `BEGIN IMMEDIATE`, because a deferred transaction that reads and then
-/// writes fails outright ("database is locked") if another writer got in
-/// between; on PostgreSQL the reads lock their rows (`FOR UPDATE`).
-macro_rules! in_write_transaction {
-    ($store:expr, |$backend:ident, $conn:ident| $body:expr) => {
-        match &$store.pool {
-            Pool::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let $conn: &mut sqlx::SqliteConnection = &mut tx;
-                #[allow(unused_imports)]
-                use self::sqlite as $backend;
-                let out = $body;
-                tx.commit().await?;
-                out
-            }
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let $conn: &mut sqlx::PgConnection = &mut tx;
-                #[allow(unused_imports)]
-                use self::postgres as $backend;
-                let out = $body;
-                tx.commit().await?;
-                out
-            }
-        }
-    };
 }
 
 impl Store {

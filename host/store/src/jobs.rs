@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use crate::store::{on_pool, Pool};
+use crate::store::{on_pool, on_write_pool, Pool};
 use crate::{Store, StoreError};
 
 /// The most history rows one [`Store::list_jobs`] call returns.
@@ -205,7 +205,7 @@ impl Store {
         for _ in 0..2 {
             let at = now_millis();
             let id = new_job_id(at);
-            let inserted = on_pool!(&self.pool, pool => {
+            let inserted = on_write_pool!(self, pool => {
                 sqlx::query(
                     "INSERT INTO jobs (id, queue, subject, triggered_by, actor, payload, status, \
                      dedupe_key, attempts, run_after, queued_at) \
@@ -271,7 +271,7 @@ impl Store {
              AND run_after <= $3 ORDER BY run_after, id LIMIT 1{pick}) \
              AND status = 'queued' RETURNING {COLUMNS}"
         );
-        let row: Option<JobRow> = on_pool!(&self.pool, pool => {
+        let row: Option<JobRow> = on_write_pool!(self, pool => {
             sqlx::query_as(&sql)
                 .bind(owner)
                 .bind(until)
@@ -294,7 +294,7 @@ impl Store {
         progress: Option<&Value>,
     ) -> Result<bool, StoreError> {
         let until = now_millis().saturating_add(lease_millis(lease));
-        let done = on_pool!(&self.pool, pool => {
+        let done = on_write_pool!(self, pool => {
             sqlx::query(
                 "UPDATE jobs SET lease_until = $1, progress = COALESCE($2, progress) \
                  WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
@@ -325,7 +325,7 @@ impl Store {
                 "job {id}: cannot finish as {status}"
             )));
         }
-        let done = on_pool!(&self.pool, pool => {
+        let done = on_write_pool!(self, pool => {
             sqlx::query(
                 "UPDATE jobs SET status = $1, finished_at = $2, result = $3, error = $4, \
                  lease_until = NULL \
@@ -349,7 +349,7 @@ impl Store {
     /// stopped renewing: its process died, hung, or lost the database.
     pub async fn expire_jobs(&self, queue: &str, error: &Value) -> Result<Vec<String>, StoreError> {
         let at = now_millis();
-        let ids: Vec<String> = on_pool!(&self.pool, pool => {
+        let ids: Vec<String> = on_write_pool!(self, pool => {
             sqlx::query_scalar(
                 "UPDATE jobs SET status = 'failed', finished_at = $1, error = $2, \
                  lease_until = NULL \

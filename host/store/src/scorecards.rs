@@ -28,7 +28,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::QueryBuilder;
 
-use crate::store::{on_pool, Pool};
+use crate::store::{in_write_transaction, on_pool, on_write_pool, Pool};
 use crate::{Store, StoreError};
 
 /// Standing rows per multi-row INSERT: 6 binds each, so 30,000 binds, under
@@ -867,36 +867,6 @@ backend_impl!(
     Some("SELECT id FROM scorecards WHERE id = $1 FOR NO KEY UPDATE")
 );
 
-/// Runs the same body against whichever backend module fits the pool, in
-/// one transaction. On SQLite it is `BEGIN IMMEDIATE`, taking the write
-/// lock before the first read, so a concurrent writer cannot slip in
-/// between our level lookup and our history append; on PostgreSQL the
-/// unique index on current levels refuses a second current row instead.
-macro_rules! in_write_transaction {
-    ($store:expr, |$backend:ident, $conn:ident| $body:expr) => {
-        match &$store.pool {
-            Pool::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let $conn: &mut sqlx::SqliteConnection = &mut tx;
-                #[allow(unused_imports)]
-                use self::sqlite as $backend;
-                let out = $body;
-                tx.commit().await?;
-                out
-            }
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let $conn: &mut sqlx::PgConnection = &mut tx;
-                #[allow(unused_imports)]
-                use self::postgres as $backend;
-                let out = $body;
-                tx.commit().await?;
-                out
-            }
-        }
-    };
-}
-
 impl Store {
     /// Creates or replaces a scorecard's definition. Returns it as stored
     /// and whether it was created (`true`) or replaced. Replacing keeps the
@@ -908,7 +878,7 @@ impl Store {
         definition: &Value,
     ) -> Result<(StoredScorecard, bool), StoreError> {
         let at = Utc::now().timestamp_millis();
-        let created = on_pool!(&self.pool, pool => {
+        let created = on_write_pool!(self, pool => {
             let inserted = sqlx::query(
                 "INSERT INTO scorecards (id, definition, created_at, updated_at) \
                  VALUES ($1, $2, $3, $3) ON CONFLICT (id) DO NOTHING",
@@ -960,7 +930,7 @@ impl Store {
     pub async fn delete_scorecard(&self, id: &str) -> Result<bool, StoreError> {
         // The foreign keys cascade, but say it outright rather than rely on
         // SQLite's per-connection foreign_keys setting.
-        let deleted = on_pool!(&self.pool, pool => {
+        let deleted = on_write_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for table in [
                 "scorecard_standings",
@@ -992,7 +962,7 @@ impl Store {
     ) -> Result<ScorecardExemption, StoreError> {
         let at = Utc::now().timestamp_millis();
         let entity = new.entity_ref.to_lowercase();
-        on_pool!(&self.pool, pool => {
+        on_write_pool!(self, pool => {
             sqlx::query(
                 "INSERT INTO scorecard_exemptions (scorecard_id, entity_ref, rule_id, reason, \
                  expires_at, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -1062,7 +1032,7 @@ impl Store {
         rule_id: &str,
     ) -> Result<bool, StoreError> {
         let entity = entity_ref.to_lowercase();
-        let done = on_pool!(&self.pool, pool => {
+        let done = on_write_pool!(self, pool => {
             sqlx::query(
                 "DELETE FROM scorecard_exemptions \
                  WHERE scorecard_id = $1 AND entity_ref = $2 AND rule_id = $3",
@@ -1124,7 +1094,7 @@ impl Store {
         scorecard_id: &str,
         started_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let done = on_pool!(&self.pool, pool => {
+        let done = on_write_pool!(self, pool => {
             sqlx::query(
                 "UPDATE scorecards SET confirmed_at = $2 WHERE id = $1 \
                  AND (confirmed_at IS NULL OR confirmed_at < $2)",
@@ -1315,7 +1285,7 @@ impl Store {
         let mut keys: Vec<String> = entity_refs.iter().map(|r| r.to_lowercase()).collect();
         keys.sort_unstable();
         keys.dedup();
-        on_pool!(&self.pool, pool => {
+        on_write_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for chunk in keys.chunks(KEYS_PER_STATEMENT) {
                 let mut qb = QueryBuilder::new(
@@ -1348,6 +1318,7 @@ impl Store {
         let limit = i64::from(limit.max(1));
         let keys: Vec<String> = match &self.pool {
             Pool::Sqlite(pool) => {
+                let _turn = self.writer_turn().await;
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let keys: Vec<String> = sqlx::query_scalar(
                     "SELECT entity_ref FROM scorecard_stale_entities ORDER BY since, entity_ref LIMIT $1",
@@ -1386,7 +1357,7 @@ impl Store {
     /// Forgets every stale mark: for when a full evaluation of every
     /// scorecard is queued instead.
     pub async fn clear_stale_entities(&self) -> Result<(), StoreError> {
-        on_pool!(&self.pool, pool => {
+        on_write_pool!(self, pool => {
             sqlx::query("DELETE FROM scorecard_stale_entities").execute(pool).await?;
         });
         Ok(())

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -96,11 +97,66 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// [`on_pool!`] for a write (one statement or a whole transaction): on
+/// SQLite it first waits for this process's turn to write (see
+/// [`Store::writer_turn`]) and holds it until `$body` is done.
+macro_rules! on_write_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => {
+                let _turn = $store.writer_turn().await;
+                $body
+            }
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_write_pool;
+
+/// Runs `$body` in a transaction that holds the write lock from its start,
+/// binding `$backend` to the module of that backend's halves (`sqlite` or
+/// `postgres` in the calling module) and `$conn` to the connection.
+///
+/// On SQLite: `BEGIN IMMEDIATE` after this process's turn in
+/// [`Store::writer_turn`], because a deferred transaction that reads and
+/// then writes fails outright ("database is locked") if another writer got
+/// in between. On PostgreSQL: a plain transaction; the callers' reads lock
+/// their rows (`FOR UPDATE`) or a unique index refuses the loser.
+macro_rules! in_write_transaction {
+    ($store:expr, |$backend:ident, $conn:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite(pool) => {
+                let _turn = $store.writer_turn().await;
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let $conn: &mut sqlx::SqliteConnection = &mut tx;
+                #[allow(unused_imports)]
+                use self::sqlite as $backend;
+                let out = $body;
+                tx.commit().await?;
+                out
+            }
+            $crate::store::Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let $conn: &mut sqlx::PgConnection = &mut tx;
+                #[allow(unused_imports)]
+                use self::postgres as $backend;
+                let out = $body;
+                tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+pub(crate) use in_write_transaction;
+
 /// The handle to Portolan's database. Clone it freely: clones share one
 /// connection pool.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// SQLite's writers of this process, queued in arrival order (see
+    /// [`Store::writer_turn`]). Shared by clones.
+    writers: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -126,14 +182,32 @@ impl Store {
                 }
                 Store {
                     pool: Pool::Sqlite(pool),
+                    writers: Arc::default(),
                 }
             }
             Backend::Postgres => Store {
                 pool: Pool::Postgres(connect_postgres(url).await?),
+                writers: Arc::default(),
             },
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Waits for this process's turn to write to SQLite; the guard holds
+    /// it until dropped, after the commit. Every write of the store takes
+    /// it ([`in_write_transaction!`], [`on_write_pool!`]). SQLite admits
+    /// one writer at a time, and a writer that finds the file locked polls
+    /// it through its busy handler, sleeping up to 100 ms between tries,
+    /// and fails after [`SQLITE_BUSY_TIMEOUT`]: concurrent batches wasted
+    /// the time between one commit and the next, and once those ahead took
+    /// longer than the timeout, the last failed with "database is locked"
+    /// (a 500). Queued here instead, writers go in arrival order and each
+    /// starts as soon as the one before has committed. Another process on
+    /// the same file (a second `Store::connect`) still meets the busy
+    /// timeout.
+    pub(crate) async fn writer_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writers.lock().await
     }
 
     /// Which backend this store runs on.

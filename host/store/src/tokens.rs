@@ -19,7 +19,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::store::on_pool;
+use crate::store::{on_pool, on_write_pool};
 use crate::{Store, StoreError};
 
 /// Every secret starts with this, so secret scanners and people can tell a
@@ -167,7 +167,7 @@ impl Store {
             created_at: now(),
             last_used_at: None,
         };
-        on_pool!(&self.pool, pool => {
+        on_write_pool!(self, pool => {
             sqlx::query(
                 "INSERT INTO api_tokens (id, secret_sha256, role, description, created_at) \
                  VALUES ($1, $2, $3, $4, $5)",
@@ -215,7 +215,7 @@ impl Store {
         {
             // The WHERE clause repeats the staleness test so that replicas
             // verifying the same token at once write it only once.
-            let written = on_pool!(&self.pool, pool => {
+            let written = on_write_pool!(self, pool => {
                 sqlx::query(
                     "UPDATE api_tokens SET last_used_at = $1 \
                      WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
@@ -259,7 +259,7 @@ impl Store {
     /// with the revocation time, for audit. Returns `false` if there is no
     /// active token with this id (never existed, or already revoked).
     pub async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
-        let done = on_pool!(&self.pool, pool => {
+        let done = on_write_pool!(self, pool => {
             sqlx::query(
                 "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
             )
