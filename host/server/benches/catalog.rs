@@ -35,6 +35,7 @@
 //! smoke run of a few seconds once the fixture is built), `BENCH_ENTITIES`,
 //! `BENCH_BATCH`, `BENCH_SAMPLES` (per query), `BENCH_SOURCE_COUNT`,
 //! `BENCH_ROUNDS` (resyncs of each kind), `BENCH_IN_FLIGHT`,
+//! `BENCH_KEEP=1` (leave the databases in the work directory it prints),
 //! `BENCH_ONLY=ingest` (stop after
 //! the ingest section, to iterate on it), `BENCH_SQLITE_MALLOC=system`
 //! (leave SQLite on the C library's allocator instead of the program's, as
@@ -1559,8 +1560,29 @@ fn main() {
     rt.block_on(run(s));
 }
 
+/// The benchmark's working directory: removed at the end unless kept.
+enum Work {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl Work {
+    fn path(&self) -> &Path {
+        match self {
+            Work::Temp(t) => t.path(),
+            Work::Kept(p) => p,
+        }
+    }
+}
+
 async fn run(s: Settings) {
     let work = tempfile::tempdir().expect("temp dir");
+    // BENCH_KEEP=1 leaves the databases behind, to study them afterwards.
+    let work = if std::env::var("BENCH_KEEP").is_ok_and(|v| v == "1") {
+        Work::Kept(work.keep())
+    } else {
+        Work::Temp(work)
+    };
     println!(
         "Portolan catalog benchmark (SQLite){}",
         if s.quick { ", QUICK mode" } else { "" }
