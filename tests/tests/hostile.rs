@@ -128,6 +128,25 @@ async fn misbehaving_plugins_fail_only_their_own_call() {
         "{took:?}"
     );
 
+    // So is a plugin asleep in a host call (wasi:clocks), which epoch
+    // interruption cannot reach: its wait ends at the deadline.
+    let started = Instant::now();
+    let report = tokio::time::timeout(
+        Duration::from_secs(10),
+        evaluate(&s.hostile, json!({"mode": "sleep"})),
+    )
+    .await
+    .expect("a sleeping plugin's call ends at its deadline");
+    let took = started.elapsed();
+    assert_eq!(
+        report.result.unwrap_err(),
+        CallError::Timeout { timeout_ms: 1000 }
+    );
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+
     // A memory bomb stops at its 32 MiB cap.
     let report = evaluate(&s.hostile, json!({"mode": "membomb"})).await;
     assert_eq!(
