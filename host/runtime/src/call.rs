@@ -66,9 +66,9 @@ pub struct CallControl {
     /// Sees every log line as it is written.
     pub log_sink: Option<LogSink>,
     /// Set it to stop the call: the plugin is interrupted at its next
-    /// instruction check (within a few milliseconds of running code; a
-    /// plugin waiting on the host, e.g. on an HTTP answer, stops when that
-    /// wait ends) and the call fails with [`CallError::Cancelled`].
+    /// instruction check (within a few milliseconds of running code) or
+    /// within 50 ms of waiting in `wasi:io/poll` (asleep, or for an HTTP
+    /// answer), and the call fails with [`CallError::Cancelled`].
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
@@ -252,6 +252,9 @@ pub struct CallState {
     pub(crate) log_sink: Option<LogSink>,
     /// Answers the plugin's catalog lookups, if the host has a catalog.
     pub(crate) catalog: Option<CatalogAccess>,
+    /// The caller's stop flag ([`CallControl::cancel`]), for the waits a
+    /// guest makes in the host (see `sleep.rs`).
+    pub(crate) cancel: Option<Arc<AtomicBool>>,
 }
 
 impl CallState {
@@ -303,6 +306,7 @@ impl CallState {
             secrets,
             log_sink: None,
             catalog: None,
+            cancel: None,
         })
     }
 

@@ -99,7 +99,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).context("linking WASI")?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
             .context("linking wasi:http")?;
-        crate::sleep::link(&mut linker).context("linking the deadline-bound WASI timers")?;
+        crate::waits::link(&mut linker).context("linking wasi:io/poll bounded by deadlines")?;
         // Every supported contract version imports its own `host` and `types`
         // (`portolan:plugin/host@0.1.0`, `@0.2.0`, ...): 0.x versions are not
         // semver-compatible, so the linker needs each one under its name.

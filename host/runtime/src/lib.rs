@@ -40,7 +40,7 @@ pub mod plugin;
 pub mod registry;
 pub mod schedule;
 pub mod sidecar;
-mod sleep;
+mod waits;
 
 pub use bindings::Contract;
 pub use call::{CallControl, CallError, CallReport, LogLevel, LogLine, LogSink};

@@ -500,6 +500,7 @@ impl Plugin {
             };
         let mut state = state;
         state.log_sink = control.log_sink.clone();
+        state.cancel = control.cancel.clone();
         state.catalog = self.runtime.config().catalog.clone();
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|s| &mut s.limiter);

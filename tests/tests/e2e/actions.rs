@@ -596,6 +596,34 @@ async fn cancel_retry_and_misbehaving_plugins_fail_only_their_run() {
         .await;
     assert_eq!(status, 409, "already ended");
 
+    // So does a run asleep in one long host call (no wasm runs meanwhile
+    // for the interruption to catch): its timer wakes on the cancel.
+    let (_, nap) = start(
+        &server,
+        &alice,
+        "test-action",
+        run_on("nap", json!({"ms": 60000})),
+    )
+    .await;
+    let nap_id = nap["id"].as_str().unwrap().to_owned();
+    wait_run(&server, &alice, &nap_id, Duration::from_secs(20), |r| {
+        r["status"] == "running"
+    })
+    .await;
+    let asked = Instant::now();
+    let (status, body) = server
+        .post(&format!("/api/v1/runs/{nap_id}/cancel"), &alice, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let cancelled = wait_run(&server, &alice, &nap_id, Duration::from_secs(10), ended).await;
+    // Well before the 1.5 s deadline, which would end the nap too.
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+
     // Misbehaving plugins fail their own run with the reason; a good run
     // started meanwhile succeeds.
     let mut bad = Vec::new();
