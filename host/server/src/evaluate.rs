@@ -784,6 +784,44 @@ fn coverage_query(definition: &ScorecardDefinition) -> EntityQuery {
     }
 }
 
+/// Of the entities with a standing that a full evaluation did not see,
+/// those to forget: gone from the catalog, or no longer covered by the
+/// scorecard's filter. One that is there and covered was created (or moved
+/// into coverage) after the run's pages passed its place; its standing
+/// comes from the entity evaluation its change queued, which another
+/// replica may already have written, and must stay.
+async fn no_longer_covered(
+    state: &AppState,
+    filter: &portolan_scorecards::EntityFilter,
+    unseen: Vec<String>,
+) -> Result<Vec<String>, Failure> {
+    if unseen.is_empty() {
+        return Ok(unseen);
+    }
+    let defaults = RefDefaults {
+        kind: None,
+        namespace: "default",
+    };
+    // A stored key that no longer parses names nothing in the catalog.
+    let refs: Vec<EntityRef> = unseen
+        .iter()
+        .filter_map(|r| EntityRef::parse(r, defaults).ok())
+        .collect();
+    let present: HashSet<String> = state
+        .store
+        .entities(&refs)
+        .await?
+        .into_iter()
+        .flatten()
+        .filter(|stored| covers(filter, &stored.entity))
+        .map(|stored| stored.entity.entity_ref().key())
+        .collect();
+    Ok(unseen
+        .into_iter()
+        .filter(|r| !present.contains(r))
+        .collect())
+}
+
 /// Runs an evaluation right here, outside the queue (benchmarks and
 /// tools): the same steps a worker takes.
 pub async fn evaluate_now(
@@ -906,13 +944,14 @@ async fn evaluate_scope(
                 }
             }
             writer.finish(&mut counts).await?;
-            let gone: Vec<String> = state
+            let unseen: Vec<String> = state
                 .store
                 .scorecard_entity_refs(&id)
                 .await?
                 .into_iter()
                 .filter(|r| !seen.contains(r))
                 .collect();
+            let gone = no_longer_covered(state, &plan.definition.filter, unseen).await?;
             if !gone.is_empty() {
                 let refs: Vec<&str> = gone.iter().map(String::as_str).collect();
                 state.store.forget_scorecard_entities(&id, &refs).await?;

@@ -393,6 +393,46 @@ async fn levels_exemptions_history_and_reevaluation(database_url: Option<String>
         .await;
     assert_eq!(done["counts"]["entities"], 1, "{done}");
     assert_eq!(done["trigger"], "manual");
+
+    // Narrowed to the entities tagged `payments`, the scorecard's full
+    // evaluation forgets the three it no longer covers (they are still in
+    // the catalog) and keeps the one it does.
+    let mut narrowed = readiness();
+    narrowed["filter"]["tags"] = json!(["payments"]);
+    let (status, body) = server
+        .put("/api/v1/scorecards/readiness", &admin, &narrowed)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let list = server
+        .wait_for(
+            "/api/v1/scorecards/readiness/evaluations",
+            &admin,
+            WAIT,
+            |b| b["items"][0]["trigger"] == "changed" && b["items"][0]["status"] == "succeeded",
+        )
+        .await;
+    let latest = &list["items"][0];
+    assert_eq!(latest["counts"]["entities"], 1, "{latest}");
+    assert_eq!(latest["counts"]["forgotten"], 3, "{latest}");
+    let (status, body) = server
+        .get(
+            "/api/v1/entities/component/default/silver-svc/scorecards",
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["scorecard"]["id"] == "readiness"),
+        "{body}"
+    );
+    assert_eq!(
+        entity_view(&server, &admin, "gold-svc", "readiness").await["level"],
+        "Gold"
+    );
     server.stop().await;
 }
 
