@@ -19,7 +19,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::store::{on_pool, on_write_pool};
+use crate::store::{on_pool, on_write_pool, Pool};
 use crate::{Store, StoreError};
 
 /// Every secret starts with this, so secret scanners and people can tell a
@@ -36,6 +36,10 @@ const ID_BYTES: usize = 8;
 /// the stored value, so a busy client costs one write a minute rather than
 /// one per request.
 pub const LAST_USED_GRANULARITY: Duration = Duration::from_secs(60);
+
+/// How long verifying a token waits on SQLite for its turn to record the
+/// token's use before leaving it to a later request.
+const TOUCH_WAIT: Duration = Duration::from_millis(250);
 
 /// What a token may do. Ordered: `Viewer < Member < Admin`, so a check
 /// reads `role >= Role::Member`. Written in lowercase everywhere (serde,
@@ -213,23 +217,36 @@ impl Store {
             .last_used_at
             .is_none_or(|used| now - used >= granularity)
         {
-            // The WHERE clause repeats the staleness test so that replicas
-            // verifying the same token at once write it only once.
-            let written = on_write_pool!(self, pool => {
-                sqlx::query(
-                    "UPDATE api_tokens SET last_used_at = $1 \
-                     WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
-                )
-                .bind(now)
-                .bind(&info.id)
-                .bind(now - granularity)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-            });
+            // On SQLite not behind a long queue of large writes (the
+            // request would wait for all of them): past TOUCH_WAIT the use
+            // is left for a later request to record.
+            let turn = match &self.pool {
+                Pool::Sqlite(_) => tokio::time::timeout(TOUCH_WAIT, self.writer_turn())
+                    .await
+                    .ok()
+                    .map(Some),
+                Pool::Postgres(_) => Some(None),
+            };
+            let written = match turn {
+                None => Ok(0),
+                // The WHERE clause repeats the staleness test so that
+                // replicas verifying the same token at once write it once.
+                Some(_turn) => on_pool!(&self.pool, pool => {
+                    sqlx::query(
+                        "UPDATE api_tokens SET last_used_at = $1 \
+                         WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
+                    )
+                    .bind(now)
+                    .bind(&info.id)
+                    .bind(now - granularity)
+                    .execute(pool)
+                    .await
+                    .map(|done| done.rows_affected())
+                }),
+            };
             match written {
                 Ok(1) => info.last_used_at = Some(now),
-                Ok(_) => {} // another request got there first
+                Ok(_) => {} // another request got there first, or it waits
                 // Bookkeeping must not lock people out: a busy SQLite file
                 // or a read-only replica still lets a valid token through.
                 Err(error) => tracing::warn!(

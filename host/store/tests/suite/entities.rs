@@ -843,3 +843,42 @@ async fn sqlite_concurrent_batches_all_land() {
     })
     .await;
 }
+
+/// Verifying a token records its use, a write; on SQLite it waits for its
+/// turn behind large writes only briefly, then leaves the record to a later
+/// request: a request is not held up by a queue of batches it has nothing
+/// to do with.
+#[tokio::test]
+async fn sqlite_token_checks_do_not_wait_for_a_queue_of_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::sqlite(dir.path()).await;
+    run(db, |store| async move {
+        let token = store
+            .create_token(portolan_store::Role::Member, "ci")
+            .await
+            .unwrap();
+        let mut batches = tokio::task::JoinSet::new();
+        for c in 0..6 {
+            let store = store.clone();
+            batches.spawn(async move {
+                let batch: Vec<Entity> = (0..5_000)
+                    .map(|i| component(&format!("b{c}-svc-{i:04}"), "team-a", json!({})))
+                    .collect();
+                store.put_entities(&batch, &Origin::Api).await.unwrap();
+            });
+        }
+        let queued = Instant::now();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let info = store.verify_token(&token.secret).await.unwrap();
+        let verified = started.elapsed();
+        assert!(info.is_some());
+        while batches.join_next().await.is_some() {}
+        let written = queued.elapsed();
+        eprintln!("token verified in {verified:?} while the batches took {written:?}");
+        // Only meaningful while the queue outlasts the check by far.
+        assert!(written > verified * 3, "{written:?} vs {verified:?}");
+        assert!(verified < std::time::Duration::from_secs(1), "{verified:?}");
+    })
+    .await;
+}
