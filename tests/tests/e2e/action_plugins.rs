@@ -956,7 +956,7 @@ async fn the_action_fixtures_load_describe_themselves_and_run() {
             "type": "object",
             "required": ["mode"],
             "properties": {
-                "mode": {"type": "string", "enum": ["ok", "fail", "trap", "loop", "sleep", "leak", "memory"]},
+                "mode": {"type": "string", "enum": ["ok", "fail", "trap", "loop", "sleep", "nap", "leak", "memory"]},
                 "ms": {"type": "integer", "minimum": 0, "maximum": 600000},
                 "note": {"type": "string"},
                 "password": {"type": "string", "format": "password"}
