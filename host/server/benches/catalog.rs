@@ -638,9 +638,11 @@ async fn ingest(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> I
     // of the shared machine shows up as a spread rather than a bias.
     let raw_before = raw_insert(&raw_db(&work.join("raw-1.db")).await, &rows).await;
 
+    // For the second portal below, copied before any clock starts.
+    let in_flight_bodies = bodies.clone();
     let started = Instant::now();
     let mut added = 0;
-    for body in bodies.clone() {
+    for body in bodies {
         let (status, reply) = portal
             .post("/api/v1/entities/batch", "application/json", body)
             .await;
@@ -655,7 +657,7 @@ async fn ingest(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> I
     // would send them.
     let in_flight = s.in_flight;
     let second = Portal::start(&work.join("portal-in-flight")).await;
-    let queue = std::sync::Arc::new(std::sync::Mutex::new(bodies.into_iter()));
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(in_flight_bodies.into_iter()));
     let started = Instant::now();
     let workers: Vec<_> = (0..in_flight)
         .map(|_| {

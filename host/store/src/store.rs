@@ -196,7 +196,8 @@ impl Store {
 
     /// Waits for this process's turn to write to SQLite; the guard holds
     /// it until dropped, after the commit. Every write of the store takes
-    /// it ([`in_write_transaction!`], [`on_write_pool!`]). SQLite admits
+    /// it ([`in_write_transaction!`], [`on_write_pool!`]; recording a
+    /// token's use gives up after a moment instead). SQLite admits
     /// one writer at a time, and a writer that finds the file locked polls
     /// it through its busy handler, sleeping up to 100 ms between tries,
     /// and fails after [`SQLITE_BUSY_TIMEOUT`]: concurrent batches wasted
