@@ -63,6 +63,30 @@ async fn start(server: &TestServer, token: &str, action: &str, body: Value) -> (
         .await
 }
 
+/// Starts a test-action run and waits until a worker runs it; its id.
+async fn start_running(server: &TestServer, token: &str, body: Value) -> String {
+    let (status, run) = start(server, token, "test-action", body).await;
+    assert_eq!(status, 202, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    wait_run(server, token, &id, Duration::from_secs(20), |r| {
+        r["status"] == "running"
+    })
+    .await;
+    id
+}
+
+/// Cancels run `id` and waits until it ended: the run, and how long that
+/// took from the request.
+async fn cancel_and_wait(server: &TestServer, token: &str, id: &str) -> (Value, Duration) {
+    let asked = Instant::now();
+    let (status, body) = server
+        .post(&format!("/api/v1/runs/{id}/cancel"), token, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let run = wait_run(server, token, id, Duration::from_secs(10), ended).await;
+    (run, asked.elapsed())
+}
+
 /// Polls the run until `pred` holds; panics after `within`.
 async fn wait_run(
     server: &TestServer,
@@ -558,33 +582,13 @@ async fn cancel_retry_and_misbehaving_plugins_fail_only_their_run() {
     );
 
     // Cancel needs the run's actor (or an admin); the run stops at once.
-    let (_, spin) = start(
-        &server,
-        &alice,
-        "test-action",
-        run_on("sleep", json!({"ms": 60000})),
-    )
-    .await;
-    let spin_id = spin["id"].as_str().unwrap().to_owned();
-    wait_run(&server, &alice, &spin_id, Duration::from_secs(20), |r| {
-        r["status"] == "running"
-    })
-    .await;
+    let spin_id = start_running(&server, &alice, run_on("sleep", json!({"ms": 60000}))).await;
     let (status, _) = server
         .post(&format!("/api/v1/runs/{spin_id}/cancel"), &bob, None)
         .await;
     assert_eq!(status, 403);
-    let asked = Instant::now();
-    let (status, body) = server
-        .post(&format!("/api/v1/runs/{spin_id}/cancel"), &alice, None)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let cancelled = wait_run(&server, &alice, &spin_id, Duration::from_secs(10), ended).await;
-    assert!(
-        asked.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        asked.elapsed()
-    );
+    let (cancelled, took) = cancel_and_wait(&server, &alice, &spin_id).await;
+    assert!(took < Duration::from_secs(3), "took {took:?}");
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     assert_eq!(cancelled["error"]["code"], "cancelled");
     assert!(cancelled["cancelledBy"]
@@ -597,31 +601,11 @@ async fn cancel_retry_and_misbehaving_plugins_fail_only_their_run() {
     assert_eq!(status, 409, "already ended");
 
     // So does a run asleep in one long host call (no wasm runs meanwhile
-    // for the interruption to catch): its timer wakes on the cancel.
-    let (_, nap) = start(
-        &server,
-        &alice,
-        "test-action",
-        run_on("nap", json!({"ms": 60000})),
-    )
-    .await;
-    let nap_id = nap["id"].as_str().unwrap().to_owned();
-    wait_run(&server, &alice, &nap_id, Duration::from_secs(20), |r| {
-        r["status"] == "running"
-    })
-    .await;
-    let asked = Instant::now();
-    let (status, body) = server
-        .post(&format!("/api/v1/runs/{nap_id}/cancel"), &alice, None)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let cancelled = wait_run(&server, &alice, &nap_id, Duration::from_secs(10), ended).await;
-    // Well before the 1.5 s deadline, which would end the nap too.
-    assert!(
-        asked.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        asked.elapsed()
-    );
+    // for the interruption to catch): its wait in the host ends on the
+    // cancel, well before the 1.5 s deadline, which would end it too.
+    let nap_id = start_running(&server, &alice, run_on("nap", json!({"ms": 60000}))).await;
+    let (cancelled, took) = cancel_and_wait(&server, &alice, &nap_id).await;
+    assert!(took < Duration::from_secs(1), "took {took:?}");
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
 
     // Misbehaving plugins fail their own run with the reason; a good run
