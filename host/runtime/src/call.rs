@@ -253,7 +253,7 @@ pub struct CallState {
     /// Answers the plugin's catalog lookups, if the host has a catalog.
     pub(crate) catalog: Option<CatalogAccess>,
     /// The caller's stop flag ([`CallControl::cancel`]), for the waits a
-    /// guest makes in the host (see `sleep.rs`).
+    /// guest makes in the host (see `waits.rs`).
     pub(crate) cancel: Option<Arc<AtomicBool>>,
 }
 
