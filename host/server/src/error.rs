@@ -137,7 +137,20 @@ impl ApiError {
 }
 
 impl From<portolan_store::StoreError> for ApiError {
+    /// A database that is busy or out of reach for the moment is a 503 the
+    /// client may retry (the store's pool gives up on a free connection
+    /// after `ACQUIRE_TIMEOUT`; SQLite answers "busy" or "locked" past its
+    /// busy timeout); anything else is a 500.
     fn from(e: portolan_store::StoreError) -> Self {
+        if e.is_busy() {
+            tracing::warn!(
+                error = format!("{:#}", anyhow::Error::new(e)),
+                "the database is busy; answering 503"
+            );
+            return ApiError::Unavailable(
+                "the database is busy or unreachable for the moment; retry shortly".into(),
+            );
+        }
         ApiError::Internal(anyhow::Error::new(e))
     }
 }
@@ -403,6 +416,27 @@ mod tests {
             ApiError::Invalid { errors, .. } => errors[0].field.clone(),
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_busy_database_is_a_503_and_other_store_failures_a_500() {
+        let status = |e: portolan_store::StoreError| ApiError::from(e).into_response().status();
+        assert_eq!(
+            status(portolan_store::StoreError::Database(
+                sqlx::Error::PoolTimedOut
+            )),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(portolan_store::StoreError::InvalidData("bad row".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(portolan_store::StoreError::Database(
+                sqlx::Error::RowNotFound
+            )),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[test]

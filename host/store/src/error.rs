@@ -75,3 +75,23 @@ pub enum StoreError {
     #[error("unexpected data in the database: {0}")]
     InvalidData(String),
 }
+
+impl StoreError {
+    /// Whether the database is busy or out of reach for the moment rather
+    /// than the request or the data being wrong: no pooled connection free
+    /// within [`crate::store::ACQUIRE_TIMEOUT`], SQLite "busy" or "locked" past its
+    /// busy timeout, or the database unreachable. Worth retrying later.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            StoreError::Unavailable { .. } => true,
+            StoreError::Database(sqlx::Error::PoolTimedOut) => true,
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended codes
+            // included (their low byte).
+            StoreError::Database(sqlx::Error::Database(db)) => db
+                .code()
+                .and_then(|code| code.parse::<i32>().ok())
+                .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+            _ => false,
+        }
+    }
+}
