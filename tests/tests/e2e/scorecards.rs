@@ -58,7 +58,8 @@ fn readiness() -> Value {
     })
 }
 
-async fn entity_view(server: &TestServer, token: &str, name: &str, scorecard: &str) -> Value {
+/// The scorecards component `name` is on, as its scorecards view lists them.
+async fn entity_scorecards(server: &TestServer, token: &str, name: &str) -> Vec<Value> {
     let (status, body) = server
         .get(
             &format!("/api/v1/entities/component/default/{name}/scorecards"),
@@ -66,13 +67,16 @@ async fn entity_view(server: &TestServer, token: &str, name: &str, scorecard: &s
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    body["items"]
-        .as_array()
-        .unwrap()
+    body["items"].as_array().unwrap().clone()
+}
+
+async fn entity_view(server: &TestServer, token: &str, name: &str, scorecard: &str) -> Value {
+    let items = entity_scorecards(server, token, name).await;
+    items
         .iter()
         .find(|i| i["scorecard"]["id"] == scorecard)
         .cloned()
-        .unwrap_or_else(|| panic!("{name} is not on {scorecard}: {body}"))
+        .unwrap_or_else(|| panic!("{name} is not on {scorecard}: {items:?}"))
 }
 
 async fn wait_level(server: &TestServer, token: &str, name: &str, level: &str) -> Value {
@@ -414,20 +418,10 @@ async fn levels_exemptions_history_and_reevaluation(database_url: Option<String>
     let latest = &list["items"][0];
     assert_eq!(latest["counts"]["entities"], 1, "{latest}");
     assert_eq!(latest["counts"]["forgotten"], 3, "{latest}");
-    let (status, body) = server
-        .get(
-            "/api/v1/entities/component/default/silver-svc/scorecards",
-            &admin,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let silver = entity_scorecards(&server, &admin, "silver-svc").await;
     assert!(
-        !body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["scorecard"]["id"] == "readiness"),
-        "{body}"
+        !silver.iter().any(|i| i["scorecard"]["id"] == "readiness"),
+        "{silver:?}"
     );
     assert_eq!(
         entity_view(&server, &admin, "gold-svc", "readiness").await["level"],
