@@ -517,6 +517,30 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
+/// The rows of the entities `chosen` (indexes into `pending`) to write:
+/// each one [`Store::prepare_early`] made, or, for an entity it took for
+/// unchanged and someone has changed or deleted since, one made now into
+/// `late`.
+fn rows_to_write<'a>(
+    pending: &[Pending<'_>],
+    early: &'a [Option<Prepared>],
+    chosen: &[usize],
+    late: &'a mut Vec<Prepared>,
+) -> Vec<&'a Prepared> {
+    let missing: Vec<usize> = chosen
+        .iter()
+        .copied()
+        .filter(|&i| early[i].is_none())
+        .collect();
+    *late = parallel_map(&missing, |&i| Prepared::new(&pending[i]));
+    let late: &'a Vec<Prepared> = late;
+    chosen
+        .iter()
+        .filter_map(|&i| early[i].as_ref())
+        .chain(late)
+        .collect()
+}
+
 /// Decides what to do with each entity of a batch, given what is stored.
 /// Fails the whole batch on the first precondition or ownership conflict.
 fn plan(
@@ -571,9 +595,28 @@ macro_rules! backend_impl {
             type Db = $db;
             type Conn = $conn;
 
+            /// The stored etag and owner of each of `keys` that exists,
+            /// locked for the transaction on PostgreSQL.
             pub(super) async fn existing(
                 conn: &mut Conn,
                 keys: &[&str],
+            ) -> Result<HashMap<String, Existing>, StoreError> {
+                read_existing(conn, keys, $for_update).await
+            }
+
+            /// [`existing`] outside any transaction: a glance that locks
+            /// nothing (see [`Store::prepare_early`]).
+            pub(super) async fn glance(
+                conn: &mut Conn,
+                keys: &[&str],
+            ) -> Result<HashMap<String, Existing>, StoreError> {
+                read_existing(conn, keys, "").await
+            }
+
+            async fn read_existing(
+                conn: &mut Conn,
+                keys: &[&str],
+                lock: &str,
             ) -> Result<HashMap<String, Existing>, StoreError> {
                 let mut out = HashMap::with_capacity(keys.len());
                 for chunk in keys.chunks(KEYS_PER_STATEMENT) {
@@ -585,7 +628,7 @@ macro_rules! backend_impl {
                         list.push_bind(*key);
                     }
                     qb.push(")");
-                    qb.push($for_update);
+                    qb.push(lock);
                     let rows: Vec<(String, String, String)> =
                         qb.build_query_as().fetch_all(&mut *conn).await?;
                     for (key, etag, origin) in rows {
@@ -1272,6 +1315,28 @@ pub struct SourceSyncSummary {
 }
 
 impl Store {
+    /// Prepares the rows of the entities of a batch that will be written,
+    /// as far as a glance at what is stored tells, before the writer's turn
+    /// is taken: this CPU work (a tenth of a large batch's) then runs while
+    /// another batch may be writing rather than inside the turn, where it
+    /// also waited for the cores behind that other batch's parsing. An
+    /// entity the glance took for unchanged is `None`; the turn's own
+    /// reading decides, and [`rows_to_write`] makes what is missing.
+    async fn prepare_early(
+        &self,
+        pending: &[Pending<'_>],
+        keys: &[&str],
+    ) -> Result<Vec<Option<Prepared>>, StoreError> {
+        let seen = match &self.pool {
+            Pool::Sqlite(pool) => sqlite::glance(&mut *pool.acquire().await?, keys).await?,
+            Pool::Postgres(pool) => postgres::glance(&mut *pool.acquire().await?, keys).await?,
+        };
+        Ok(parallel_map(pending, |p| {
+            let unchanged = seen.get(&p.key).is_some_and(|e| e.etag == p.etag);
+            (!unchanged).then(|| Prepared::new(p))
+        }))
+    }
+
     /// Writes a batch of entities in one transaction, all or nothing, as
     /// owned by `origin`. Unchanged entities (same etag) are not rewritten.
     ///
@@ -1331,23 +1396,38 @@ impl Store {
             }
         }
         let keys: Vec<&str> = prepared.iter().map(|p| p.key.as_str()).collect();
+        let early = self.prepare_early(&prepared, &keys).await?;
+        self.write_prepared(&prepared, &early, origin, if_match)
+            .await
+    }
+
+    /// The writer's half of [`Store::write`]: `early` is what
+    /// [`Store::prepare_early`] made of `prepared`.
+    async fn write_prepared(
+        &self,
+        prepared: &[Pending<'_>],
+        early: &[Option<Prepared>],
+        origin: &Origin,
+        if_match: Option<&IfMatch>,
+    ) -> Result<Vec<WriteOutcome>, StoreError> {
+        let keys: Vec<&str> = prepared.iter().map(|p| p.key.as_str()).collect();
         let origin_text = origin.to_string();
         let at = now();
         let outcomes = in_write_transaction!(self, |backend, conn| {
             let existing = backend::existing(conn, &keys).await?;
-            let outcomes = plan(&prepared, &existing, origin, if_match)?;
-            let mut to_write = Vec::new();
+            let outcomes = plan(prepared, &existing, origin, if_match)?;
+            let mut chosen = Vec::new();
             let mut stored = Vec::new();
-            for (p, outcome) in prepared.iter().zip(&outcomes) {
+            for (i, (p, outcome)) in prepared.iter().zip(&outcomes).enumerate() {
                 match outcome {
                     WriteOutcome::Unchanged => continue,
                     WriteOutcome::Updated => stored.push(p.key.as_str()),
                     WriteOutcome::Created => {}
                 }
-                to_write.push(p);
+                chosen.push(i);
             }
-            let changed = parallel_map(&to_write, |p| Prepared::new(p));
-            let changed: Vec<&Prepared> = changed.iter().collect();
+            let mut late = Vec::new();
+            let changed = rows_to_write(prepared, early, &chosen, &mut late);
             if !changed.is_empty() {
                 backend::write(conn, &changed, &stored, &origin_text, at).await?;
             }
@@ -1383,13 +1463,14 @@ impl Store {
             }
         }
         let keys: Vec<&str> = pending.iter().map(|p| p.key.as_str()).collect();
+        let early = self.prepare_early(&pending, &keys).await?;
         let at = now();
         let summary = in_write_transaction!(self, |backend, conn| {
             let existing = backend::existing(conn, &keys).await?;
             let mut summary = SourceSyncSummary::default();
-            let mut to_write = Vec::new();
+            let mut chosen = Vec::new();
             let mut stored = Vec::new();
-            for p in &pending {
+            for (i, p) in pending.iter().enumerate() {
                 match existing.get(&p.key) {
                     Some(e) if e.origin != origin_text => {
                         summary.conflicts.push((p.key.clone(), e.origin.clone()));
@@ -1398,16 +1479,16 @@ impl Store {
                     Some(_) => {
                         summary.updated += 1;
                         stored.push(p.key.as_str());
-                        to_write.push(p);
+                        chosen.push(i);
                     }
                     None => {
                         summary.added += 1;
-                        to_write.push(p);
+                        chosen.push(i);
                     }
                 }
             }
-            let changed = parallel_map(&to_write, |p| Prepared::new(p));
-            let changed: Vec<&Prepared> = changed.iter().collect();
+            let mut late = Vec::new();
+            let changed = rows_to_write(&pending, &early, &chosen, &mut late);
             if !changed.is_empty() {
                 backend::write(conn, &changed, &stored, &origin_text, at).await?;
             }
@@ -1510,6 +1591,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{EntityQuery, FieldPath};
 
     #[test]
     fn origins_round_trip() {
@@ -1519,6 +1601,95 @@ mod tests {
         for bad in ["", "API", "source:", "plugin:x"] {
             assert!(bad.parse::<Origin>().is_err(), "{bad}");
         }
+    }
+
+    /// A re-sent entity that the glance before the writer's turn finds
+    /// unchanged gets no early rows; when someone deletes it before the
+    /// turn, the write creates it again with rows made in the turn, and
+    /// every side of it (relations, tags, search, counts) is there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_entity_deleted_after_the_glance_is_written_whole() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let entity = Entity::from_value(serde_json::json!({
+            "apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+            "metadata": {"name": "payments", "tags": ["java"],
+                         "description": "Takes card payments"},
+            "spec": {"type": "service", "lifecycle": "production", "owner": "team-a",
+                     "system": "shop", "dependsOn": ["component:ledger"]}
+        }))
+        .unwrap();
+        store
+            .put_entities(std::slice::from_ref(&entity), &Origin::Api)
+            .await
+            .unwrap();
+
+        let pending = vec![Pending::new(&entity)];
+        let keys = vec![pending[0].key.as_str()];
+        let early = store.prepare_early(&pending, &keys).await.unwrap();
+        assert!(early[0].is_none(), "the glance saw it unchanged");
+        assert!(store
+            .delete_entity(&entity.entity_ref(), None)
+            .await
+            .unwrap());
+
+        let outcomes = store
+            .write_prepared(&pending, &early, &Origin::Api, None)
+            .await
+            .unwrap();
+        assert_eq!(outcomes, vec![WriteOutcome::Created]);
+        let stored = store.entity(&entity.entity_ref()).await.unwrap().unwrap();
+        let mut relations: Vec<String> = stored
+            .entity
+            .relations
+            .iter()
+            .map(|r| format!("{} {}", r.kind, r.target_ref))
+            .collect();
+        relations.sort();
+        assert_eq!(
+            relations,
+            [
+                "dependsOn component:default/ledger",
+                "ownedBy group:default/team-a",
+                "partOf system:default/shop"
+            ]
+        );
+        let found = |query: EntityQuery| {
+            let store = store.clone();
+            async move {
+                let page = store.list_entities(&query).await.unwrap();
+                page.items
+                    .iter()
+                    .map(|e| e.entity.metadata.name.clone())
+                    .collect::<Vec<_>>()
+            }
+        };
+        let query = |f: fn(&mut EntityQuery)| {
+            let mut q = EntityQuery {
+                limit: 10,
+                ..EntityQuery::default()
+            };
+            f(&mut q);
+            q
+        };
+        assert_eq!(
+            found(query(|q| q.tags = vec!["java".into()])).await,
+            ["payments"]
+        );
+        assert_eq!(
+            found(query(|q| q.search = Some("card".into()))).await,
+            ["payments"]
+        );
+        let lifecycle = FieldPath::parse("spec.lifecycle").unwrap();
+        let facets = store
+            .entity_facets(&EntityQuery::default(), &[lifecycle])
+            .await
+            .unwrap();
+        let counts: Vec<(String, u64)> = facets
+            .into_values()
+            .flatten()
+            .map(|c| (c.value, c.count))
+            .collect();
+        assert_eq!(counts, [("production".to_owned(), 1)]);
     }
 
     #[test]
