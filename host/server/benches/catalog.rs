@@ -16,7 +16,8 @@
 //!    with its indexes), multi-row INSERTs in one transaction, in rows/s.
 //!    Goal: >= 50,000 entities/s and >= 1/3 of raw. The same batches are
 //!    then sent to a second, empty portal with `BENCH_IN_FLIGHT` (2)
-//!    requests outstanding, as an exporter with a few workers would.
+//!    requests outstanding, as an exporter with a few workers would; the
+//!    summary judges both against the goal.
 //! 2. **Queries at that size**: p50/p99 of a filtered page
 //!    (`kind=component&lifecycle=production&limit=50`, sorted by name when
 //!    the API offers `sort`), of facets on `spec.lifecycle` (when the API
@@ -607,6 +608,9 @@ impl Portal {
 
 struct IngestResult {
     portolan_per_s: f64,
+    /// The same batches with `in_flight` requests outstanding.
+    in_flight_per_s: f64,
+    in_flight: usize,
     raw_per_s: f64,
 }
 
@@ -715,6 +719,7 @@ async fn ingest(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> I
     store.close().await;
 
     let portolan_per_s = n as f64 / took.as_secs_f64();
+    let in_flight_per_s = n as f64 / took_in_flight.as_secs_f64();
     let raw_runs = [
         n as f64 / raw_before.as_secs_f64(),
         n as f64 / raw_after.as_secs_f64(),
@@ -730,7 +735,7 @@ async fn ingest(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> I
         "  {:<58} {:>9.2} s  {:>9} entities/s",
         format!("portolan: the same, {in_flight} requests in flight"),
         took_in_flight.as_secs_f64(),
-        thousands(n as f64 / took_in_flight.as_secs_f64())
+        thousands(in_flight_per_s)
     );
     println!(
         "  {:<58} {:>9.2} s  {:>9} rows/s   (before: {}, after: {})",
@@ -747,8 +752,9 @@ async fn ingest(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> I
         thousands(n as f64 / store_took.as_secs_f64())
     );
     println!(
-        "  RATIO portolan / raw = {:.2}   (goal >= 0.33 and >= 50,000 entities/s)",
-        portolan_per_s / raw_per_s
+        "  RATIO portolan / raw = {:.2}, with {in_flight} in flight {:.2}   (goal >= 0.33 and >= 50,000 entities/s)",
+        portolan_per_s / raw_per_s,
+        in_flight_per_s / raw_per_s
     );
     println!(
         "  (portolan also parses and validates each entity, writes its tags and relations, and keeps the search index)"
@@ -756,6 +762,8 @@ async fn ingest(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> I
     println!();
     IngestResult {
         portolan_per_s,
+        in_flight_per_s,
+        in_flight,
         raw_per_s,
     }
 }
@@ -1618,6 +1626,14 @@ async fn run(s: Settings) {
         thousands(ingest.portolan_per_s),
         thousands(ingest.raw_per_s),
         verdict(ingest.portolan_per_s >= 50_000.0),
+        verdict(ratio >= 1.0 / 3.0)
+    );
+    let ratio = ingest.in_flight_per_s / ingest.raw_per_s;
+    println!(
+        "  the same with {} requests in flight: {} entities/s; ratio {ratio:.2}   goal >= 50,000/s: {}, >= 1/3 of raw: {}",
+        ingest.in_flight,
+        thousands(ingest.in_flight_per_s),
+        verdict(ingest.in_flight_per_s >= 50_000.0),
         verdict(ratio >= 1.0 / 3.0)
     );
     for q in &queries {
