@@ -497,19 +497,24 @@ const MIN_ITEMS_PER_THREAD: usize = 512;
 /// big batches, in order. Hashing and preparing an entity (its etag, stored
 /// body, relations and search text) costs some 10 µs, a large share of a
 /// 10,000-entity batch's time when done on one thread. Blocks the calling
-/// thread meanwhile, as the sequential map did. The pool's threads live on
-/// between batches: spawning fresh ones for each batch also gave each a
-/// fresh allocator heap, whose pages the kernel zeroed again every time.
+/// thread meanwhile, as the sequential map did; on a multi-threaded tokio
+/// runtime, through [`crate::sqlite_direct::blocking`], so that the runtime's other tasks (a
+/// token check, a page) move to another worker rather than wait: several
+/// batches may be preparing at once. The pool's threads live on between
+/// batches: spawning fresh ones for each batch also gave each a fresh
+/// allocator heap, whose pages the kernel zeroed again every time.
 fn parallel_map<'a, T: Sync, U: Send>(items: &'a [T], f: impl Fn(&'a T) -> U + Sync) -> Vec<U> {
     use rayon::prelude::*;
     if items.len() < 2 * MIN_ITEMS_PER_THREAD {
         return items.iter().map(f).collect();
     }
-    items
-        .par_iter()
-        .with_min_len(MIN_ITEMS_PER_THREAD)
-        .map(&f)
-        .collect()
+    crate::sqlite_direct::blocking(|| {
+        items
+            .par_iter()
+            .with_min_len(MIN_ITEMS_PER_THREAD)
+            .map(&f)
+            .collect()
+    })
 }
 
 /// The current time at the precision both backends store.

@@ -239,9 +239,10 @@ impl DatabaseError for DirectError {
     }
 }
 
-/// Runs `f`, which blocks on SQLite, without stalling the other tasks of
-/// the calling runtime's thread: on a multi-threaded runtime the thread's
-/// queue moves to another worker meanwhile.
+/// Runs `f`, which blocks (on SQLite, or on rayon's pool), without
+/// stalling the other tasks of the calling runtime's thread: on a
+/// multi-threaded runtime the thread's queue moves to another worker
+/// meanwhile.
 pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|h| h.runtime_flavor()) {
