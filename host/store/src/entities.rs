@@ -498,11 +498,12 @@ const MIN_ITEMS_PER_THREAD: usize = 512;
 /// body, relations and search text) costs some 10 µs, a large share of a
 /// 10,000-entity batch's time when done on one thread. Blocks the calling
 /// thread meanwhile, as the sequential map did; on a multi-threaded tokio
-/// runtime, through [`crate::sqlite_direct::blocking`], so that the runtime's other tasks (a
-/// token check, a page) move to another worker rather than wait: several
-/// batches may be preparing at once. The pool's threads live on between
-/// batches: spawning fresh ones for each batch also gave each a fresh
-/// allocator heap, whose pages the kernel zeroed again every time.
+/// runtime, through [`crate::sqlite_direct::blocking`], so that the
+/// runtime's other tasks (a token check, a page) move to another worker
+/// rather than wait: several batches may be preparing at once. The pool's
+/// threads live on between batches: spawning fresh ones for each batch
+/// also gave each a fresh allocator heap, whose pages the kernel zeroed
+/// again every time.
 fn parallel_map<'a, T: Sync, U: Send>(items: &'a [T], f: impl Fn(&'a T) -> U + Sync) -> Vec<U> {
     use rayon::prelude::*;
     if items.len() < 2 * MIN_ITEMS_PER_THREAD {
@@ -1327,11 +1328,18 @@ impl Store {
     /// also waited for the cores behind that other batch's parsing. An
     /// entity the glance took for unchanged is `None`; the turn's own
     /// reading decides, and [`rows_to_write`] makes what is missing.
+    ///
+    /// A batch too small for [`parallel_map`] to spread is left to the
+    /// turn whole: preparing it costs less than the glance's read (a single
+    /// `PUT` is one entity), so nothing is read or prepared here.
     async fn prepare_early(
         &self,
         pending: &[Pending<'_>],
         keys: &[&str],
     ) -> Result<Vec<Option<Prepared>>, StoreError> {
+        if pending.len() < 2 * MIN_ITEMS_PER_THREAD {
+            return Ok(pending.iter().map(|_| None).collect());
+        }
         let seen = match &self.pool {
             Pool::Sqlite(pool) => sqlite::glance(&mut *pool.acquire().await?, keys).await?,
             Pool::Postgres(pool) => postgres::glance(&mut *pool.acquire().await?, keys).await?,
@@ -1608,10 +1616,11 @@ mod tests {
         }
     }
 
-    /// A re-sent entity that the glance before the writer's turn finds
-    /// unchanged gets no early rows; when someone deletes it before the
-    /// turn, the write creates it again with rows made in the turn, and
-    /// every side of it (relations, tags, search, counts) is there.
+    /// A re-sent batch that the glance before the writer's turn finds
+    /// unchanged gets no early rows; when someone deletes one of its
+    /// entities before the turn, the write creates it again with rows made
+    /// in the turn, and every side of it (relations, tags, search, counts)
+    /// is there. The batch is large enough to be glanced at.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_entity_deleted_after_the_glance_is_written_whole() {
         let store = Store::connect("sqlite::memory:").await.unwrap();
@@ -1623,15 +1632,24 @@ mod tests {
                      "system": "shop", "dependsOn": ["component:ledger"]}
         }))
         .unwrap();
-        store
-            .put_entities(std::slice::from_ref(&entity), &Origin::Api)
-            .await
-            .unwrap();
+        let mut batch = vec![entity.clone()];
+        batch.extend((1..2 * MIN_ITEMS_PER_THREAD).map(|i| {
+            Entity::from_value(serde_json::json!({
+                "apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+                "metadata": {"name": format!("filler-{i}")},
+                "spec": {"type": "library", "lifecycle": "experimental", "owner": "team-b"}
+            }))
+            .unwrap()
+        }));
+        store.put_entities(&batch, &Origin::Api).await.unwrap();
 
-        let pending = vec![Pending::new(&entity)];
-        let keys = vec![pending[0].key.as_str()];
+        let pending: Vec<Pending<'_>> = batch.iter().map(Pending::new).collect();
+        let keys: Vec<&str> = pending.iter().map(|p| p.key.as_str()).collect();
         let early = store.prepare_early(&pending, &keys).await.unwrap();
-        assert!(early[0].is_none(), "the glance saw it unchanged");
+        assert!(
+            early.iter().all(Option::is_none),
+            "the glance saw them unchanged"
+        );
         assert!(store
             .delete_entity(&entity.entity_ref(), None)
             .await
@@ -1641,7 +1659,8 @@ mod tests {
             .write_prepared(&pending, &keys, &early, &Origin::Api, None)
             .await
             .unwrap();
-        assert_eq!(outcomes, vec![WriteOutcome::Created]);
+        assert_eq!(outcomes[0], WriteOutcome::Created);
+        assert!(outcomes[1..].iter().all(|o| *o == WriteOutcome::Unchanged));
         let stored = store.entity(&entity.entity_ref()).await.unwrap().unwrap();
         let mut relations: Vec<String> = stored
             .entity
@@ -1676,12 +1695,19 @@ mod tests {
             .entity_facets(&EntityQuery::default(), &[lifecycle])
             .await
             .unwrap();
-        let counts: Vec<(String, u64)> = facets
+        let counts: BTreeMap<String, u64> = facets
             .into_values()
             .flatten()
             .map(|c| (c.value, c.count))
             .collect();
-        assert_eq!(counts, [("production".to_owned(), 1)]);
+        let fillers = (2 * MIN_ITEMS_PER_THREAD - 1) as u64;
+        assert_eq!(
+            counts,
+            BTreeMap::from([
+                ("experimental".to_owned(), fillers),
+                ("production".to_owned(), 1)
+            ])
+        );
     }
 
     #[test]
