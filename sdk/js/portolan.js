@@ -12,6 +12,7 @@
 // error by throwing a `PluginError` (or any `{ tag, val }` object).
 
 import * as host from 'portolan:plugin/host@0.4.0';
+import * as catalogImport from 'portolan:plugin/catalog@0.4.0';
 
 /** What the plugin says about itself in `describe`. */
 export function about(title, version, description) {
@@ -85,6 +86,76 @@ export function setting(key, fallback = undefined) {
 
 /** A granted secret's value; throws the host's error when it is not available. */
 export const secret = (name) => host.secret(name);
+
+// Read-only catalog lookups (contract 0.3.0 and later), for every role.
+export const catalog = {
+  /** Most references one `lookup` may carry; split longer lists. */
+  MAX_REFS: 1000,
+  /**
+   * One answer per reference, in order: the entity, or `undefined` where
+   * the catalog has no such entity. A reference is `kind:namespace/name`
+   * or `kind:name` (namespace `default`), compared case-insensitively; the
+   * kind is required (complete a shorthand such as `spec.owner` with
+   * `fullRef` first). Look up everything a batch needs in one call: its
+   * time counts against the plugin's deadline. Throws a `CatalogError`.
+   */
+  lookup(refs) {
+    const list = [...refs];
+    if (list.length > catalog.MAX_REFS) {
+      throw new CatalogError(`catalog lookup: ${list.length} references in one call, at most ${catalog.MAX_REFS}`);
+    }
+    if (list.length === 0) return [];
+    try {
+      return catalogImport.lookup(list);
+    } catch (e) {
+      // componentize-js throws an imported function's WIT error with the
+      // error value as `payload`.
+      const p = e && typeof e === 'object' && 'payload' in e ? e.payload : e;
+      switch (p && p.tag) {
+        case 'invalid-reference':
+          throw new CatalogError(`catalog lookup: reference ${p.val[0]} is invalid: ${p.val[1]}`, { index: p.val[0] });
+        case 'too-many-references':
+          throw new CatalogError(`catalog lookup: ${p.val} references in one call, at most ${catalog.MAX_REFS}`);
+        case 'unavailable':
+          throw new CatalogError(`catalog lookup: the catalog is unavailable: ${p.val}`, { retry: true });
+        case 'other':
+          throw new CatalogError(`catalog lookup failed: ${p.val}`);
+        default:
+          throw e;
+      }
+    }
+  },
+  /**
+   * Completes a shorthand reference as Backstage does: `reference` may
+   * leave out its kind (then `kind`) and its namespace (then `namespace`,
+   * usually the referring entity's). `fullRef('team-a', 'group')` is
+   * 'group:default/team-a'. Kind and namespace come out lower-cased; the
+   * name is kept as written.
+   */
+  fullRef(reference, kind, namespace = 'default') {
+    const slash = reference.indexOf('/');
+    let colon = reference.indexOf(':');
+    // A slash before the first colon means the colon belongs to the name.
+    if (colon >= 0 && slash >= 0 && slash < colon) colon = -1;
+    const [k, rest] = colon >= 0 ? [reference.slice(0, colon), reference.slice(colon + 1)] : [kind, reference];
+    const s = rest.indexOf('/');
+    const [ns, name] = s >= 0 ? [rest.slice(0, s), rest.slice(s + 1)] : [namespace, rest];
+    return `${k.toLowerCase()}:${ns.toLowerCase()}/${name}`;
+  },
+};
+
+/**
+ * A catalog lookup that failed as a whole: `index` is the position of the
+ * reference the host refused as malformed (else undefined); `retry` is true
+ * when the catalog could not be read now and a later call may succeed.
+ */
+export class CatalogError extends Error {
+  constructor(message, { index, retry = false } = {}) {
+    super(message);
+    this.index = index;
+    this.retry = retry;
+  }
+}
 
 // Scorecard checks.
 export const check = {

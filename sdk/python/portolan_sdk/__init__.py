@@ -5,7 +5,8 @@ when a plugin is built; this package wraps the parts every plugin needs so a
 plugin reads as plain Python: entities built from dicts, JSON in and out, the
 host's log, settings and secrets. Role-specific helpers live in the modules
 `check`, `source`, `action` and `generator`; import only the one for your
-plugin's role (each needs that role's world).
+plugin's role (each needs that role's world). `catalog` (read-only lookups
+in the portal's catalog) works in every role.
 """
 
 import json

@@ -528,12 +528,15 @@ fn conformance_entities() -> Vec<Entity> {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_conformance_check_gives_identical_results_in_four_languages() {
+/// The languages of the conformance plugins, the reference first.
+const CONFORMANCE_LANGUAGES: [&str; 4] = ["rust", "python", "js", "c"];
+
+/// A server with the four conformance plugins installed as
+/// `conformance-LANG`, and an admin token.
+async fn with_conformance_plugins() -> (TestServer, String) {
     let server = TestServer::start(Options::default()).await;
     let admin = server.token(Role::Admin).await;
-    let languages = ["rust", "python", "js", "c"];
-    for lang in languages {
+    for lang in CONFORMANCE_LANGUAGES {
         let id = format!("conformance-{lang}");
         install(
             &server,
@@ -544,26 +547,45 @@ async fn the_conformance_check_gives_identical_results_in_four_languages() {
         )
         .await;
     }
+    (server, admin)
+}
+
+/// The outcomes of `check` of `conformance-LANG` over `entities`, as JSON;
+/// panics if the call fails.
+async fn conformance_outcomes(
+    server: &TestServer,
+    lang: &str,
+    check: &str,
+    parameters: &Value,
+    entities: &[Entity],
+) -> Value {
+    let plugin = server
+        .state
+        .registry
+        .plugin(&format!("conformance-{lang}"))
+        .unwrap();
+    let (check, params, batch) = (check.to_owned(), parameters.clone(), entities.to_vec());
+    let report = tokio::task::spawn_blocking(move || plugin.evaluate(&check, &params, &batch))
+        .await
+        .unwrap();
+    let outcomes = report
+        .result
+        .unwrap_or_else(|e| panic!("conformance-{lang} with {parameters}: {e:?}"));
+    serde_json::to_value(outcomes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_check_gives_identical_results_in_four_languages() {
+    let (server, admin) = with_conformance_plugins().await;
+    let languages = CONFORMANCE_LANGUAGES;
     let entities = conformance_entities();
     let mut results: Vec<(String, Value, Value)> = Vec::new();
     for parameters in [json!({}), json!({"minLength": 12}), json!({"minLength": 0})] {
         let mut per_language = Vec::new();
         for lang in languages {
-            let plugin = server
-                .state
-                .registry
-                .plugin(&format!("conformance-{lang}"))
-                .unwrap();
-            let (params, batch) = (parameters.clone(), entities.clone());
-            let report = tokio::task::spawn_blocking(move || {
-                plugin.evaluate("conformance", &params, &batch)
-            })
-            .await
-            .unwrap();
-            let outcomes = report
-                .result
-                .unwrap_or_else(|e| panic!("conformance-{lang} with {parameters}: {e:?}"));
-            per_language.push((lang, serde_json::to_value(outcomes).unwrap()));
+            let outcomes =
+                conformance_outcomes(&server, lang, "conformance", &parameters, &entities).await;
+            per_language.push((lang, outcomes));
         }
         let (_, reference) = &per_language[0];
         for (lang, outcomes) in &per_language[1..] {
@@ -676,6 +698,83 @@ async fn the_conformance_check_gives_identical_results_in_four_languages() {
             answers[1]
         );
         assert_eq!(answers[2], results[0].1, "conformance-{lang}, defaults");
+    }
+}
+
+/// The conformance plugins' second check, `owner-known`, looks each owner
+/// up in the catalog through its language's SDK helper (`catalog.lookup`
+/// and `full_ref` in Python, `catalog.lookup` and `fullRef` in JavaScript,
+/// `portolan_catalog_lookup` and `portolan_full_ref` in C, the Rust SDK's
+/// `catalog` module): all four give the same outcomes, and those are what
+/// the catalog holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_catalog_lookups_agree_in_four_languages() {
+    let (server, admin) = with_conformance_plugins().await;
+    let languages = CONFORMANCE_LANGUAGES;
+    let (status, reply) = server
+        .post(
+            "/api/v1/entities/batch",
+            &admin,
+            Some(&json!([
+                {"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+                 "metadata": {"name": "Team-A"}, "spec": {"type": "team", "children": []}},
+                {"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+                 "metadata": {"name": "platform", "namespace": "ops"},
+                 "spec": {"type": "team", "children": []}},
+                {"apiVersion": "backstage.io/v1alpha1", "kind": "User",
+                 "metadata": {"name": "jdoe"}, "spec": {"memberOf": []}},
+            ])),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let owned = |name: &str, namespace: &str, owner: Value| -> Entity {
+        serde_json::from_value(json!({
+            "apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"type": "service", "lifecycle": "production", "owner": owner}
+        }))
+        .unwrap()
+    };
+    let entities = vec![
+        // Shorthand: a Group in the entity's namespace; names compare
+        // case-insensitively.
+        owned("a", "default", json!("team-a")),
+        owned("b", "default", json!("team-b")),
+        owned("c", "ops", json!("platform")),
+        // The same name in another namespace is another entity.
+        owned("d", "default", json!("platform")),
+        owned("e", "ops", json!("default/Team-A")),
+        // An explicit kind.
+        owned("f", "default", json!("user:jdoe")),
+        owned("g", "default", json!("user:nobody")),
+        owned("h", "default", json!("")),
+        owned("i", "default", json!(42)),
+        serde_json::from_value(json!({
+            "apiVersion": "backstage.io/v1alpha1", "kind": "System",
+            "metadata": {"name": "j"}, "spec": {}
+        }))
+        .unwrap(),
+    ];
+    let mut answers = Vec::new();
+    for lang in languages {
+        let outcomes =
+            conformance_outcomes(&server, lang, "owner-known", &json!({}), &entities).await;
+        answers.push((lang, outcomes));
+    }
+    let expect = json!([
+        {"status": "pass", "value": "group:default/team-a"},
+        {"status": "fail", "message": "owner \"group:default/team-b\" is not in the catalog"},
+        {"status": "pass", "value": "group:ops/platform"},
+        {"status": "fail", "message": "owner \"group:default/platform\" is not in the catalog"},
+        {"status": "pass", "value": "group:default/Team-A"},
+        {"status": "pass", "value": "user:default/jdoe"},
+        {"status": "fail", "message": "owner \"user:default/nobody\" is not in the catalog"},
+        {"status": "skip", "message": "no owner"},
+        {"status": "skip", "message": "no owner"},
+        {"status": "skip", "message": "no owner"},
+    ]);
+    for (lang, outcomes) in &answers {
+        assert_eq!(outcomes, &expect, "owner-known in {lang}");
     }
 }
 
