@@ -576,7 +576,7 @@ async fn conformance_outcomes(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_conformance_check_gives_identical_results_in_four_languages() {
-    let (server, admin) = with_conformance_plugins().await;
+    let (server, _) = with_conformance_plugins().await;
     let languages = CONFORMANCE_LANGUAGES;
     let entities = conformance_entities();
     let mut results: Vec<(String, Value, Value)> = Vec::new();
