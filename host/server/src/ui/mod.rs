@@ -207,7 +207,6 @@ fn asset(content_type: &'static str, text: &'static str) -> Response {
 /// Who is looking: the token from the session cookie, if it is still valid.
 #[derive(Clone)]
 pub struct Session {
-    token: Option<String>,
     pub info: Option<TokenInfo>,
 }
 
@@ -222,6 +221,16 @@ impl Session {
     pub fn signed_in(&self) -> bool {
         self.info.is_some()
     }
+
+    /// An in-process API request as this visitor: with the token the
+    /// session already verified (see [`crate::auth::Verified`]), or as
+    /// nobody.
+    fn authorise(&self, builder: axum::http::request::Builder) -> axum::http::request::Builder {
+        match &self.info {
+            Some(info) => builder.extension(crate::auth::Verified(info.clone())),
+            None => builder,
+        }
+    }
 }
 
 impl FromRequestParts<Ui> for Session {
@@ -229,21 +238,12 @@ impl FromRequestParts<Ui> for Session {
 
     async fn from_request_parts(parts: &mut Parts, ui: &Ui) -> Result<Self, Response> {
         let Some(token) = cookie(&parts.headers, COOKIE) else {
-            return Ok(Session {
-                token: None,
-                info: None,
-            });
+            return Ok(Session { info: None });
         };
         match ui.app.store.verify_token(&token).await {
-            Ok(Some(info)) => Ok(Session {
-                token: Some(token),
-                info: Some(info),
-            }),
+            Ok(Some(info)) => Ok(Session { info: Some(info) }),
             // A revoked or unknown token: the visitor is signed out.
-            Ok(None) => Ok(Session {
-                token: None,
-                info: None,
-            }),
+            Ok(None) => Ok(Session { info: None }),
             Err(e) => {
                 tracing::warn!(error = %e, "ui: cannot verify the session token");
                 Err(error_page(
@@ -367,10 +367,7 @@ impl Ui {
         uri: &str,
         body: Option<&Value>,
     ) -> ApiAnswer {
-        let mut builder = axum::http::Request::builder().method(method).uri(uri);
-        if let Some(token) = &session.token {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
+        let builder = session.authorise(axum::http::Request::builder().method(method).uri(uri));
         let request = match body {
             Some(v) => builder
                 .header(header::CONTENT_TYPE, "application/json")
@@ -399,10 +396,8 @@ impl Ui {
     /// Calls the API and returns the raw response, body still streaming
     /// (for the live log).
     pub async fn stream(&self, session: &Session, uri: &str, headers: &HeaderMap) -> Response {
-        let mut builder = axum::http::Request::builder().method(Method::GET).uri(uri);
-        if let Some(token) = &session.token {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
+        let mut builder =
+            session.authorise(axum::http::Request::builder().method(Method::GET).uri(uri));
         if let Some(last) = headers.get("last-event-id") {
             builder = builder.header("last-event-id", last.clone());
         }
@@ -566,10 +561,7 @@ pub fn error_page(
     detail: &str,
     session: Option<&Session>,
 ) -> Response {
-    let anonymous = Session {
-        token: None,
-        info: None,
-    };
+    let anonymous = Session { info: None };
     let page = Page {
         title: title.to_owned(),
         section: Section::None,

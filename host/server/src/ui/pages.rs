@@ -60,10 +60,7 @@ pub async fn sign_in_form(session: Session, Query(q): Query<HashMap<String, Stri
 pub async fn sign_in(State(ui): State<Ui>, headers: HeaderMap, RawForm(raw): RawForm) -> Response {
     let form: HashMap<String, String> = form_urlencoded::parse(&raw).into_owned().collect();
     let next = local(form.get("next"));
-    let anonymous = Session {
-        token: None,
-        info: None,
-    };
+    let anonymous = Session { info: None };
     let token = form.get("token").map(|t| t.trim()).unwrap_or_default();
     if token.is_empty() {
         return sign_in_page(
