@@ -37,9 +37,10 @@ impl Caller {
 
 /// A token the web UI verified for the page it is building, handed to its
 /// in-process API calls as a request extension so that each call does not
-/// look the same token up again (a catalog page makes one call for its
-/// rows and one per facet). Only code in this process can attach an
-/// extension: a request from the network never carries one.
+/// look the same token up again (a catalog page calls the API for its rows,
+/// and for each facet whose cached counts have expired). Only code in this
+/// process can attach an extension: a request from the network never
+/// carries one.
 #[derive(Debug, Clone)]
 pub struct Verified(pub TokenInfo);
 
