@@ -1,5 +1,5 @@
 // The conformance check in JavaScript (rules in ../README.md).
-import { about, fromJson, catalog, check as c } from './portolan.js';
+import { about, fromJson, specOf, catalog, check as c } from './portolan.js';
 
 const trimAscii = (s) => s.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, '');
 
@@ -20,7 +20,7 @@ function judge(e, minLength) {
 // entity's namespace, looked up in the catalog in one call.
 function ownersKnown(entities) {
   const owners = entities.map((e) => {
-    const owner = fromJson(e.spec, {}).owner;
+    const owner = specOf(e).owner;
     return typeof owner === 'string' && owner !== '' ? catalog.fullRef(owner, 'group', e.namespace) : undefined;
   });
   let found;

@@ -1,6 +1,6 @@
 """The conformance check in Python (rules in ../README.md)."""
 
-from portolan_sdk import about, from_json
+from portolan_sdk import about, from_json, spec
 from portolan_sdk import catalog
 from portolan_sdk import check as c
 
@@ -28,7 +28,7 @@ def owners_known(entities):
     the entity's namespace, looked up in the catalog in one call."""
     owners = []
     for e in entities:
-        owner = from_json(e.spec, {}).get("owner")
+        owner = spec(e).get("owner")
         owners.append(catalog.full_ref(owner, "group", e.namespace)
                       if isinstance(owner, str) and owner else None)
     try:
