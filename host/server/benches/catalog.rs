@@ -18,6 +18,9 @@
 //!    then sent to a second, empty portal with `BENCH_IN_FLIGHT` (2)
 //!    requests outstanding, as an exporter with a few workers would; the
 //!    summary judges both against the goal.
+//!    For the store's own write of the same batches and for the raw insert,
+//!    it also prints the CPU time (all threads) and the bytes written per
+//!    entity, which drift far less between runs than the clock does.
 //! 2. **Queries at that size**: p50/p99 of a filtered page
 //!    (`kind=component&lifecycle=production&limit=50`, sorted by name when
 //!    the API offers `sort`), of facets on `spec.lifecycle` (when the API
@@ -640,7 +643,10 @@ async fn ingest(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> I
 
     // Raw before and after the portal, each into a new file, so that drift
     // of the shared machine shows up as a spread rather than a bias.
-    let raw_before = raw_insert(&raw_db(&work.join("raw-1.db")).await, &rows).await;
+    let raw_pool = raw_db(&work.join("raw-1.db")).await;
+    let spent = Spent::now();
+    let raw_before = raw_insert(&raw_pool, &rows).await;
+    let raw_spent = spent.since();
 
     // For the second portal below, copied before any clock starts.
     let in_flight_bodies = bodies.clone();
@@ -702,12 +708,16 @@ async fn ingest(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> I
     assert_eq!(added as usize, n, "every entity is new");
     second.stop().await;
 
-    let raw_after = raw_insert(&raw_db(&work.join("raw-2.db")).await, &rows).await;
+    let raw_pool = raw_db(&work.join("raw-2.db")).await;
+    let spent = Spent::now();
+    let raw_after = raw_insert(&raw_pool, &rows).await;
+    let raw_spent = raw_spent.plus(spent.since());
 
     // Attribution: the store's own write of the same, already validated
     // entities, without HTTP, parsing or validation.
     let url = format!("sqlite://{}", work.join("store-ingest.db").display());
     let store = Store::connect(&url).await.expect("store");
+    let spent = Spent::now();
     let t = Instant::now();
     for chunk in entities.chunks(s.batch) {
         store
@@ -716,6 +726,7 @@ async fn ingest(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> I
             .expect("put_entities");
     }
     let store_took = t.elapsed();
+    let store_spent = spent.since();
     store.close().await;
 
     let portolan_per_s = n as f64 / took.as_secs_f64();
@@ -751,6 +762,24 @@ async fn ingest(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> I
         store_took.as_secs_f64(),
         thousands(n as f64 / store_took.as_secs_f64())
     );
+    // CPU time and bytes written drift far less than wall time on a
+    // shared machine: they say where a change moved the cost even when
+    // the clock cannot.
+    let per_entity = |spent: &Spent, runs: f64| {
+        (
+            spent.cpu_s * 1e6 / (n as f64 * runs),
+            spent.written as f64 / 1e3 / (n as f64 * runs),
+        )
+    };
+    let (store_cpu, store_written) = per_entity(&store_spent, 1.0);
+    let (raw_cpu, raw_written) = per_entity(&raw_spent, 2.0);
+    println!(
+        "  per entity, CPU time of all threads and bytes written to files: store.put_entities \
+         {store_cpu:.1} µs, {store_written:.2} kB; raw {raw_cpu:.1} µs, {raw_written:.2} kB \
+         (store / raw: CPU {:.2}, written {:.2})",
+        store_cpu / raw_cpu,
+        store_written / raw_written
+    );
     println!(
         "  RATIO portolan / raw = {:.2}, with {in_flight} in flight {:.2}   (goal >= 0.33 and >= 50,000 entities/s)",
         portolan_per_s / raw_per_s,
@@ -765,6 +794,56 @@ async fn ingest(s: &Settings, portal: &Portal, work: &Path, docs: &[Value]) -> I
         in_flight_per_s,
         in_flight,
         raw_per_s,
+    }
+}
+
+/// What this process has spent so far: CPU time over all its threads
+/// (`getrusage`) and bytes handed to `write` and its kin (`wchar` in
+/// `/proc/self/io`, which counts what SQLite writes to the database and
+/// its log whether or not the disk has seen it yet). Zero where the system
+/// does not say.
+struct Spent {
+    cpu_s: f64,
+    written: u64,
+}
+
+impl Spent {
+    fn now() -> Spent {
+        let written = std::fs::read_to_string("/proc/self/io")
+            .ok()
+            .and_then(|io| {
+                io.lines()
+                    .find_map(|l| l.strip_prefix("wchar:"))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0);
+        // SAFETY: getrusage fills the zeroed struct it is given and keeps
+        // no pointer to it.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            (libc::getrusage(libc::RUSAGE_SELF, &mut usage) == 0).then_some(usage)
+        };
+        let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Spent {
+            cpu_s: usage.map_or(0.0, |u| seconds(u.ru_utime) + seconds(u.ru_stime)),
+            written,
+        }
+    }
+
+    /// What was spent between `self` and now.
+    fn since(&self) -> Spent {
+        let now = Spent::now();
+        Spent {
+            cpu_s: now.cpu_s - self.cpu_s,
+            written: now.written.saturating_sub(self.written),
+        }
+    }
+
+    fn plus(&self, other: Spent) -> Spent {
+        Spent {
+            cpu_s: self.cpu_s + other.cpu_s,
+            written: self.written + other.written,
+        }
     }
 }
 
