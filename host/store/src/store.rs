@@ -126,13 +126,27 @@ macro_rules! in_write_transaction {
     ($store:expr, |$backend:ident, $conn:ident| $body:expr) => {
         match &$store.pool {
             $crate::store::Pool::Sqlite(pool) => {
-                let _turn = $store.writer_turn().await;
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let $conn: &mut sqlx::SqliteConnection = &mut tx;
-                #[allow(unused_imports)]
-                use self::sqlite as $backend;
-                let out = $body;
-                tx.commit().await?;
+                let mut turn = $store.writer_turn().await;
+                // The connection the last write committed on, if it did
+                // (see `Store::writers`). Taken out of the slot: an error
+                // (`?`) or a cancelled call drops it, after its transaction
+                // rolled back, back into the pool, and the next write
+                // starts from a fresh one.
+                let mut writer = match turn.take() {
+                    Some(writer) => writer,
+                    None => pool.acquire().await?,
+                };
+                let out = {
+                    let mut tx =
+                        sqlx::Connection::begin_with(&mut *writer, "BEGIN IMMEDIATE").await?;
+                    let $conn: &mut sqlx::SqliteConnection = &mut tx;
+                    #[allow(unused_imports)]
+                    use self::sqlite as $backend;
+                    let out = $body;
+                    tx.commit().await?;
+                    out
+                };
+                *turn = Some(writer);
                 out
             }
             $crate::store::Pool::Postgres(pool) => {
@@ -149,6 +163,10 @@ macro_rules! in_write_transaction {
 }
 pub(crate) use in_write_transaction;
 
+/// Where SQLite's writer connection waits between writes (see
+/// `Store::writers`); always empty on PostgreSQL.
+pub(crate) type WriterSlot = Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>;
+
 /// The handle to Portolan's database. Clone it freely: clones share one
 /// connection pool.
 #[derive(Debug, Clone)]
@@ -156,7 +174,16 @@ pub struct Store {
     pub(crate) pool: Pool,
     /// SQLite's writers of this process, queued in arrival order (see
     /// [`Store::writer_turn`]). Shared by clones.
-    writers: Arc<tokio::sync::Mutex<()>>,
+    ///
+    /// The slot keeps the connection of the last committed
+    /// [`in_write_transaction!`] checked out of the pool for the next one.
+    /// SQLite drops a connection's whole page cache when it begins a
+    /// transaction and finds that another connection has written since its
+    /// last; with writes taking whichever pooled connection came next, a
+    /// batch started cold, read back from the file the pages the batch
+    /// before had just written, and allocated its cache anew. On one
+    /// connection the pages the last batch touched are still in its cache.
+    writers: Arc<tokio::sync::Mutex<WriterSlot>>,
 }
 
 impl Store {
@@ -207,7 +234,7 @@ impl Store {
     /// starts as soon as the one before has committed. Another process on
     /// the same file (a second `Store::connect`) still meets the busy
     /// timeout.
-    pub(crate) async fn writer_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+    pub(crate) async fn writer_turn(&self) -> tokio::sync::MutexGuard<'_, WriterSlot> {
         self.writers.lock().await
     }
 
@@ -231,6 +258,9 @@ impl Store {
     /// Later calls on any clone of this store fail with
     /// [`StoreError::Database`].
     pub async fn close(&self) {
+        // The pool waits for every connection to come back, the writer's
+        // too.
+        drop(self.writers.lock().await.take());
         on_pool!(&self.pool, pool => pool.close().await);
     }
 

@@ -230,7 +230,7 @@ macro_rules! both_backends {
 /// Holds `store`'s turn to write (see the store's writers' queue) until the
 /// guard is dropped: every write of the store waits meanwhile, as it would
 /// behind a long batch. For tests of what must not wait for it.
-pub async fn hold_writer_turn(store: &crate::Store) -> tokio::sync::MutexGuard<'_, ()> {
+pub async fn hold_writer_turn(store: &crate::Store) -> impl Sized + '_ {
     store.writer_turn().await
 }
 
